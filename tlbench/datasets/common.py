@@ -1,0 +1,311 @@
+"""What every dataset adapter shares: file checks, preprocessing, target splits, task assembly.
+
+Evaluation protocols (``dataset.protocol``):
+
+``transductive``
+    The classical protocol of the TCA/JDA papers: every target sample is given, unlabeled, to
+    ``fit``, and accuracy is measured on those same samples (minus any that were given labels).
+``inductive``
+    A seeded, stratified held-out part of the target (``dataset.test_size``) that ``fit`` never
+    sees; the rest is the unlabeled (or partly labeled) target training data. Per-domain
+    preprocessing statistics of the target come from its training part only.
+
+``dataset.target_labeled`` gives some target training samples their labels (seeded): an
+``int`` k labels k samples per class, a ``float`` in (0, 1] labels that fraction of the
+source size (as in the TrAdaBoost experiments), ``"all"`` labels every target training sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError, DataError, MissingDataError
+from ..task import UNLABELED, Domain, TransferTask
+
+PROTOCOLS = ("transductive", "inductive")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def data_file(data_dir: str | Path, folder: str, filename: str) -> Path:
+    """Path of ``data_dir/folder/filename``; a missing file is a :class:`MissingDataError`.
+
+    The message names the file, the folder it was looked for in, and how to get it.
+    """
+    path = Path(data_dir).expanduser() / folder / filename
+    if not path.is_file():
+        raise MissingDataError(
+            f"data file {filename!r} not found at {path}. Set TLBENCH_DATA_DIR (or "
+            f"paths.data_dir) to the folder that holds {folder}/; the benchmark data folder "
+            f"describes each file in {folder}/SOURCE.md"
+        )
+    return path
+
+
+def load_mat(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read a MATLAB file and return ``keys``; a corrupt file or a missing key is one error."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as exc:  # scipy raises several types for a damaged file
+        raise DataError(f"cannot read {path} as a MATLAB .mat file: {exc}") from None
+    missing = [k for k in keys if k not in mat]
+    if missing:
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise DataError(f"{path} lacks variable(s) {missing}; it holds {found}")
+    return {k: mat[k] for k in keys}
+
+
+def labels_from_mat(labels: np.ndarray, path: Path, first: int = 1) -> np.ndarray:
+    """MATLAB labels ``first .. first+C-1`` as integers ``0 .. C-1``."""
+    y = np.asarray(labels).ravel()
+    if y.size == 0 or not np.all(np.equal(np.mod(y, 1), 0)):
+        raise DataError(f"{path}: labels must be integers")
+    y = y.astype(np.int64) - first
+    if y.min() < 0:
+        raise DataError(f"{path}: labels below {first} found")
+    return y
+
+
+def check_domains(dataset: str, source: str, target: str, valid: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` unless ``source`` and ``target`` are distinct known domains."""
+    for role, name in (("source", source), ("target", target)):
+        if name not in valid:
+            raise ConfigError(
+                f"dataset {dataset!r} has no domain {name!r} (dataset.{role}); "
+                f"valid domains: {', '.join(valid)}"
+            )
+    if source == target:
+        raise ConfigError(f"dataset.source and dataset.target are both {source!r}; pick two")
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def _dense(X: Any) -> np.ndarray:
+    return np.asarray(X.todense()) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+
+
+def _rows(X: Any, norm: str) -> Any:
+    X = X.astype(np.float64)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if norm == "l1":
+            scale = np.asarray(abs(X).sum(axis=1)).ravel()
+        else:
+            scale = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        scale[scale == 0] = 1.0
+        return sp.diags(1.0 / scale) @ X
+    scale = np.abs(X).sum(axis=1) if norm == "l1" else np.linalg.norm(X, axis=1)
+    scale[scale == 0] = 1.0
+    return X / scale[:, None]
+
+
+def _zscore(fit: Any, arrays: Sequence[Any]) -> list[np.ndarray]:
+    fit = _dense(fit)
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)  # population std (ddof=0), as the published preprocessing
+    std[std == 0] = 1.0
+    return [(_dense(a) - mean) / std for a in arrays]
+
+
+def _stateless(fn: Callable[[Any], Any]) -> Callable[[Any, Sequence[Any]], list[Any]]:
+    return lambda fit, arrays: [fn(a) for a in arrays]
+
+
+#: name -> f(X_fit, [X, ...]) -> [X', ...]. Statistics (z-score) come from ``X_fit``, the
+#: domain's training samples; row-wise normalisations need none.
+PREPROCESSORS: dict[str, Callable[[Any, Sequence[Any]], list[Any]]] = {
+    "none": _stateless(lambda X: X.astype(np.float64)),
+    "l1": _stateless(lambda X: _rows(X, "l1")),
+    "l2": _stateless(lambda X: _rows(X, "l2")),
+    "zscore": _zscore,
+    "l1_zscore": lambda fit, arrays: _zscore(_rows(fit, "l1"), [_rows(a, "l1") for a in arrays]),
+    "binary": _stateless(lambda X: (X != 0).astype(np.float64)),
+}
+
+
+def preprocess(name: str, fit: Any, *arrays: Any) -> list[Any]:
+    """Apply preprocessing ``name`` to ``arrays`` with statistics of ``fit`` (same domain)."""
+    if name not in PREPROCESSORS:
+        raise ConfigError(
+            f"unknown dataset.preprocess {name!r}; choose one of {', '.join(PREPROCESSORS)}"
+        )
+    return PREPROCESSORS[name](fit, arrays)
+
+
+# --------------------------------------------------------------------------- target splits
+
+
+def _per_class_sample(
+    y: np.ndarray, count: int, rng: np.random.Generator, where: str
+) -> np.ndarray:
+    chosen = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if count > len(idx):
+            raise ConfigError(
+                f"dataset.target_labeled={count} per class, but class {c} of {where} has "
+                f"only {len(idx)} samples"
+            )
+        chosen.append(rng.choice(idx, size=count, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` indices, classes in proportion (largest remainders), at least one per class."""
+    classes, counts = np.unique(y, return_counts=True)
+    size = int(np.clip(size, min(len(classes), len(y)), len(y)))
+    quota = counts * size / len(y)
+    take = np.minimum(np.maximum(np.floor(quota).astype(int), 1), counts)
+    order = np.argsort(-(quota - np.floor(quota)))
+    i = 0
+    while take.sum() < size:
+        c = order[i % len(order)]
+        if take[c] < counts[c]:
+            take[c] += 1
+        i += 1
+    while take.sum() > size:
+        c = int(np.argmax(take))
+        take[c] -= 1
+    picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def labeled_indices(
+    y: np.ndarray, target_labeled: int | float | str | None, n_source: int, seed: int
+) -> np.ndarray:
+    """Indices of target training samples that keep their label (see the module docstring)."""
+    rng = np.random.default_rng([seed, 1])
+    if target_labeled is None or (
+        not isinstance(target_labeled, str | bool) and target_labeled == 0
+    ):
+        return np.arange(0)
+    if target_labeled == "all":
+        return np.arange(len(y))
+    if isinstance(target_labeled, bool) or isinstance(target_labeled, str):
+        raise ConfigError(
+            f"dataset.target_labeled must be a count per class, a fraction of the source size "
+            f"or 'all'; got {target_labeled!r}"
+        )
+    if isinstance(target_labeled, int | np.integer):
+        if target_labeled < 0:
+            raise ConfigError(f"dataset.target_labeled must be >= 0, got {target_labeled}")
+        return _per_class_sample(y, int(target_labeled), rng, "the target")
+    frac = float(target_labeled)
+    if not 0 < frac <= 1:
+        raise ConfigError(f"dataset.target_labeled as a fraction must be in (0, 1], got {frac}")
+    return _stratified_sample(y, max(1, round(frac * n_source)), rng)
+
+
+def split_target(
+    y: np.ndarray, protocol: str, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, test)`` of the target samples under ``protocol``."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(
+            f"unknown dataset.protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}"
+        )
+    all_idx = np.arange(len(y))
+    if protocol == "transductive":
+        return all_idx, all_idx
+    if not 0 < test_size < 1:
+        raise ConfigError(f"dataset.test_size must be in (0, 1), got {test_size}")
+    test = _stratified_sample(y, round(test_size * len(y)), np.random.default_rng([seed, 0]))
+    return np.setdiff1d(all_idx, test), test
+
+
+def make_task(
+    *,
+    source: tuple[Any, np.ndarray, str],
+    target: tuple[Any, np.ndarray, str],
+    num_classes: int,
+    preprocess_name: str = "none",
+    protocol: str = "transductive",
+    test_size: float = 0.3,
+    target_labeled: int | float | str | None = 0,
+    seed: int = 0,
+    kind: str = "tabular",
+    test: tuple[Any, np.ndarray] | None = None,
+    info: dict[str, Any] | None = None,
+) -> TransferTask:
+    """Assemble a :class:`TransferTask` from raw source and target arrays.
+
+    Parameters
+    ----------
+    source, target : tuple (X, y, name)
+        Raw features, integer labels ``0..C-1`` and domain name.
+    num_classes : int
+        Number of classes.
+    preprocess_name : str
+        A key of :data:`PREPROCESSORS`, applied per domain.
+    protocol : {"transductive", "inductive"}
+        See the module docstring.
+    test_size : float
+        Held-out fraction of the target for the inductive protocol.
+    target_labeled : int, float, "all" or None
+        Target training samples that keep their labels (see the module docstring).
+    seed : int
+        Seeds the target split and the choice of labeled target samples.
+    kind : str
+        The task kind.
+    test : tuple (X, y), optional
+        An explicit target test set (e.g. the ``*_test`` files of the Amazon reviews); it
+        replaces the split for the inductive protocol.
+    info : dict, optional
+        Extra facts for the result record.
+
+    Returns
+    -------
+    task : TransferTask
+    """
+    Xs, ys, source_name = source
+    Xt, yt, target_name = target
+    if test is not None and protocol == "inductive":
+        train_idx = np.arange(len(yt))
+        Xtest, ytest = test
+    else:
+        train_idx, test_idx = split_target(yt, protocol, test_size, seed)
+        Xtest, ytest = Xt[test_idx], yt[test_idx]
+    Xtrain, ytrain = Xt[train_idx], yt[train_idx]
+    (Xs,) = preprocess(preprocess_name, Xs, Xs)
+    Xtrain, Xtest = preprocess(preprocess_name, Xtrain, Xtrain, Xtest)
+
+    lab = labeled_indices(ytrain, target_labeled, len(ys), seed)
+    if protocol == "transductive" and len(lab) == len(ytrain):
+        raise ConfigError(
+            "dataset.target_labeled labels every target sample, which leaves nothing to test on "
+            "under the transductive protocol; use dataset.protocol=inductive"
+        )
+    y_target = None
+    if len(lab):
+        y_target = np.full(len(ytrain), UNLABELED, dtype=np.int64)
+        y_target[lab] = ytrain[lab]
+        if protocol == "transductive":
+            # the labeled samples are training data; score on the rest only
+            rest = np.setdiff1d(np.arange(len(ytrain)), lab)
+            Xtest, ytest = Xtrain[rest], ytrain[rest]
+    record = {
+        "preprocess": preprocess_name,
+        "n_target_labeled": int(len(lab)),
+        "target_labeled": target_labeled,
+        **(info or {}),
+    }
+    if protocol == "inductive":
+        record["test_size"] = test_size if test is None else "given"
+    return TransferTask(
+        source=Domain(Xs, ys.astype(np.int64), name=source_name),
+        target=Domain(Xtrain, y_target, name=target_name),
+        test=Domain(Xtest, ytest.astype(np.int64), name=target_name),
+        kind=kind,
+        num_classes=int(num_classes),
+        protocol=protocol,
+        info=record,
+    )

@@ -1,0 +1,3 @@
+"""Transfer methods; importing this package registers the built-in methods."""
+
+from . import baseline  # noqa: F401

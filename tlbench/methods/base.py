@@ -1,0 +1,220 @@
+"""The method contract: :class:`TransferMethod` and the optional shallow family helpers.
+
+A method is a scikit-learn-style estimator whose ``fit`` takes a whole
+:class:`~tlbench.task.TransferTask` (and, for deep methods, the trainer). The constructor
+stores hyperparameters and nothing else; ``fit`` validates them, draws randomness from
+``random_state``, sets fitted attributes ending in ``_`` and returns ``self``; ``predict``
+starts with ``check_is_fitted``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from ..errors import ConfigError, IncompatibleTaskError
+from ..task import TransferTask
+
+try:  # Python >= 3.11
+    from typing import Self
+except ImportError:  # pragma: no cover
+    from typing_extensions import Self
+
+#: The shallow classifiers every method that ends in one accepts as ``estimator``.
+ESTIMATORS: tuple[str, ...] = ("knn1", "logreg", "linear_svm")
+
+
+def make_estimator(name: str | BaseEstimator, random_state: int | None = None) -> BaseEstimator:
+    """Build the shallow classifier named by ``method.estimator``.
+
+    Parameters
+    ----------
+    name : {"knn1", "logreg", "linear_svm"} or estimator
+        ``knn1``: 1-nearest neighbour (Euclidean), the classifier of the TCA/JDA tables;
+        ``logreg``: L2-regularised logistic regression (C=1, lbfgs);
+        ``linear_svm``: linear SVM (C=1, squared hinge, liblinear). A scikit-learn
+        classifier instance is cloned and used as is.
+    random_state : int, optional
+        Seed for the estimators that use randomness.
+
+    Returns
+    -------
+    estimator : sklearn classifier
+        An unfitted estimator.
+    """
+    if isinstance(name, BaseEstimator):
+        return clone(name)
+    if name == "knn1":
+        return KNeighborsClassifier(n_neighbors=1)
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)
+    if name == "linear_svm":
+        return LinearSVC(C=1.0, max_iter=20000, random_state=random_state)
+    raise ConfigError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
+    """Base class of every transfer method.
+
+    Subclasses set the class attributes below, are decorated with
+    ``@register_method("<name>")`` and implement :meth:`fit` and :meth:`predict`.
+
+    Attributes
+    ----------
+    name : str
+        The registry name (set by the decorator).
+    family : str
+        ``baseline``, ``instance``, ``feature``, ``parameter`` or ``relational``.
+    supports : frozenset of str
+        The task kinds it can run on.
+    needs_target_labels : bool
+        Whether ``fit`` needs labeled target samples.
+    paper : str
+        Short citation of the method's paper (empty for baselines).
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    supports: ClassVar[frozenset[str]] = frozenset()
+    needs_target_labels: ClassVar[bool] = False
+    paper: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
+        """Learn from ``task`` (which never contains the test data); return ``self``."""
+
+    @abstractmethod
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict target-domain labels for ``X``."""
+
+    def check_task(self, task: TransferTask) -> None:
+        """Refuse a task this method cannot run on, with :class:`IncompatibleTaskError`.
+
+        Parameters
+        ----------
+        task : TransferTask
+            The task given to ``fit``.
+        """
+        label = self.name or type(self).__name__
+        if task.kind not in self.supports:
+            raise IncompatibleTaskError(
+                f"method {label!r} supports {sorted(self.supports)} tasks, not {task.kind!r}"
+            )
+        if self.needs_target_labels and task.target.n_labeled == 0:
+            raise IncompatibleTaskError(
+                f"method {label!r} needs labeled target samples and the target has none "
+                "(set dataset.target_labeled)"
+            )
+
+
+class ShallowMixin:
+    """Delegation to a fitted scikit-learn ``estimator_`` (after an optional transform)."""
+
+    def _features(self, X: Any) -> Any:
+        return X
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict labels with the fitted estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(self._features(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, when the estimator provides them."""
+        check_is_fitted(self, "estimator_")
+        if not hasattr(self.estimator_, "predict_proba"):
+            raise AttributeError(f"estimator {self.estimator!r} has no predict_proba")
+        return self.estimator_.predict_proba(self._features(X))
+
+    def _fit_estimator(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        est = make_estimator(self.estimator, getattr(self, "random_state", None))
+        if sample_weight is not None:
+            if isinstance(est, KNeighborsClassifier):
+                raise ConfigError(
+                    "estimator 'knn1' cannot use sample weights; choose logreg or linear_svm"
+                )
+            est.fit(X, y, sample_weight=sample_weight)
+        else:
+            est.fit(X, y)
+        self.estimator_ = est
+        self.classes_ = est.classes_
+        return est
+
+
+class ReweightingMethod(ShallowMixin, TransferMethod):
+    """Helper for instance reweighting: the subclass writes :meth:`compute_weights`.
+
+    ``fit`` trains ``estimator`` on the source samples with ``sample_weight`` set to the
+    computed weights (plus any labeled target samples, with weight 1).
+    """
+
+    family: ClassVar[str] = "instance"
+    supports: ClassVar[frozenset[str]] = frozenset({"tabular"})
+
+    @abstractmethod
+    def compute_weights(self, task: TransferTask) -> np.ndarray:
+        """Return one non-negative weight per source sample."""
+
+    def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
+        """Compute source weights, then fit the weighted estimator."""
+        self.check_task(task)
+        weights = np.asarray(self.compute_weights(task), dtype=float)
+        if weights.shape != (len(task.source),):
+            raise ValueError(f"compute_weights returned shape {weights.shape}")
+        self.weights_ = weights
+        X, y, w = task.source.X, task.source.y, weights
+        labeled = task.target.labeled()
+        if len(labeled):
+            import scipy.sparse as sp
+
+            stack = sp.vstack if sp.issparse(X) else np.vstack
+            X = stack([X, labeled.X])
+            y = np.concatenate([y, labeled.y])
+            w = np.concatenate([w, np.ones(len(labeled))])
+        self._fit_estimator(X, y, sample_weight=w)
+        return self
+
+
+class MappingMethod(ShallowMixin, TransferMethod):
+    """Helper for feature mapping: the subclass writes :meth:`fit_transform` and :meth:`transform`.
+
+    ``fit`` trains ``estimator`` on the mapped source samples; ``predict`` maps, then classifies.
+    """
+
+    family: ClassVar[str] = "feature"
+    supports: ClassVar[frozenset[str]] = frozenset({"tabular"})
+
+    @abstractmethod
+    def fit_transform(self, task: TransferTask) -> tuple[np.ndarray, np.ndarray]:
+        """Learn the mapping; return the mapped source and target training samples."""
+
+    @abstractmethod
+    def transform(self, X: Any) -> np.ndarray:
+        """Map target-domain samples."""
+
+    def _features(self, X: Any) -> Any:
+        return self.transform(X)
+
+    def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
+        """Learn the mapping, then fit the estimator on the mapped source (and labeled target)."""
+        self.check_task(task)
+        Z_source, Z_target = self.fit_transform(task)
+        Z, y = Z_source, task.source.y
+        if task.target.n_labeled:
+            mask = task.target.y != -1
+            Z = np.vstack([Z, Z_target[mask]])
+            y = np.concatenate([y, task.target.y[mask]])
+        self._fit_estimator(Z, y)
+        return self
+
+
+def check_fitted(method: BaseEstimator, attribute: str | None = None) -> None:
+    """``check_is_fitted`` re-exported for method files."""
+    check_is_fitted(method, attribute)
