@@ -89,7 +89,9 @@ class Registry:
             try:
                 loaded = ep.load()
             except Exception as exc:  # a broken plugin must not hide the built-ins
-                log.warning("could not load %s plugin %r (%s): %s", self.kind, ep.name, ep.value, exc)
+                log.warning(
+                    "could not load %s plugin %r (%s): %s", self.kind, ep.name, ep.value, exc
+                )
                 continue
             # ``pkg.module`` registers through its decorators; ``pkg.module:Obj`` may be bare.
             if not isinstance(loaded, types.ModuleType) and ep.name not in self._entries:
@@ -164,7 +166,9 @@ def register_dataset(
     **meta
         Anything else the catalogue should show (e.g. ``paper``).
     """
-    return DATASETS.register(name, kind=kind, domains=tuple(domains), description=description, **meta)
+    return DATASETS.register(
+        name, kind=kind, domains=tuple(domains), description=description, **meta
+    )
 
 
 def available_methods() -> list[str]:

@@ -266,10 +266,10 @@ def _check_array(X: Any, kind: str, where: str) -> tuple[int, ...]:
         raise DataError(f"the {where} has non-numeric features (dtype {values.dtype})")
     finite = np.isfinite(values)
     if not finite.all():
-        bad = np.isnan(values).sum()
-        raise DataError(
-            f"the {where} has {bad} NaN and {(~finite).sum() - bad} infinite feature values"
-        )
+        n_nan = int(np.isnan(values).sum())
+        n_inf = int((~finite).sum()) - n_nan
+        parts = [f"{n} {what}" for n, what in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
+        raise DataError(f"the {where} has {' and '.join(parts)} feature value(s)")
     return tuple(X.shape[1:])
 
 

@@ -195,7 +195,7 @@ def _epidemic(n: int, degree: float, rng: np.random.Generator, names: dict, pref
     n_edges = int(n * degree / 2)
     a, b = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
     keep = a != b
-    edges = {(min(i, j), max(i, j)) for i, j in zip(a[keep], b[keep])}
+    edges = {(min(i, j), max(i, j)) for i, j in zip(a[keep], b[keep], strict=True)}
     carrier = rng.random(n) < 0.15
     vaccinated = rng.random(n) < 0.3
     exposed = np.zeros(n, bool)
@@ -206,7 +206,9 @@ def _epidemic(n: int, degree: float, rng: np.random.Generator, names: dict, pref
     flip = rng.random(n) < 0.03
     label[flip] = 1 - label[flip]
     household = rng.integers(0, max(2, n // 5), n)  # a distractor relation
-    same = [(ent[i], ent[j]) for i in range(n) for j in range(i + 1, n) if household[i] == household[j]]
+    same = [
+        (ent[i], ent[j]) for i in range(n) for j in range(i + 1, n) if household[i] == household[j]
+    ]
     facts = {
         names["contact"]: tuple((ent[i], ent[j]) for i, j in sorted(edges))
         + tuple((ent[j], ent[i]) for i, j in sorted(edges)),
@@ -303,7 +305,9 @@ def toy_relational(
     domains = {}
     for name in (source, target):
         names, offset = worlds[name]
-        domains[name] = _relational_domain(n_entities, n_folds, degree, seed * 2 + offset, names, name)
+        domains[name] = _relational_domain(
+            n_entities, n_folds, degree, seed * 2 + offset, names, name
+        )
     Xs, ys = domains[source]
     Xt, yt = domains[target]
     test = Xt.fold == test_fold

@@ -1,0 +1,1 @@
+"""Example plugin: a majority-class baseline and an XOR toy dataset."""

@@ -1,0 +1,112 @@
+"""The common contract every registered method must keep (tlbench's sklearn test_common)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from tlbench import IncompatibleTaskError
+from tlbench.registry import METHODS
+from tlbench.task import TransferTask
+
+TOY = {
+    "tabular": [
+        ("toy_shift", {"n_source": 120, "n_target": 120, "target_labeled": 3}),
+        (
+            "toy_shift",
+            {
+                "n_source": 120,
+                "n_target": 120,
+                "n_classes": 3,
+                "target_labeled": 3,
+                "shift": "translation",
+            },
+        ),
+    ],
+    "image": [("toy_images", {"n_source": 48, "n_target": 48, "target_labeled": 3})],
+    "relational": [("toy_relational", {"n_entities": 20})],
+}
+
+
+def _cases():
+    for entry in METHODS:
+        for kind in sorted(entry.obj.supports):
+            for dataset, options in TOY.get(kind, []):
+                yield pytest.param(
+                    entry.name, dataset, options, id=f"{entry.name}-{dataset}-{len(options)}"
+                )
+
+
+def _task(dataset: str, options: dict, seed: int = 0) -> TransferTask:
+    from tlbench.registry import DATASETS
+
+    return DATASETS.get(dataset)(seed=seed, **options)
+
+
+def _method(name: str):
+    cls = METHODS.get(name)
+    params = {"random_state": 0} if "random_state" in cls().get_params() else {}
+    return cls(**params)
+
+
+def test_every_method_has_a_case():
+    covered = {p.values[0] for p in _cases()}
+    assert covered == set(METHODS.names())
+
+
+@pytest.mark.parametrize(("name", "dataset", "options"), list(_cases()))
+def test_contract(name, dataset, options):
+    cls = METHODS.get(name)
+    assert cls.family in {"baseline", "instance", "feature", "parameter", "relational"}
+    assert cls.supports and cls.supports <= {"tabular", "image", "relational"}
+
+    method = _method(name)
+    params = method.get_params()
+    assert clone(method).get_params() == params  # the constructor only stores its arguments
+    assert type(method)(**params).get_params() == params
+
+    task = _task(dataset, options)
+    with pytest.raises(NotFittedError):
+        method.predict(task.test.X)
+
+    fit_task = task.without_test()  # what the runner passes: fit cannot see the test data
+    assert fit_task.test is None
+    assert method.fit(fit_task) is method
+
+    pred = method.predict(task.test.X)
+    assert pred.shape == (len(task.test),)
+    assert set(np.unique(pred)) <= set(range(task.num_classes))
+
+    again = _method(name).fit(_task(dataset, options).without_test()).predict(task.test.X)
+    np.testing.assert_array_equal(pred, again)  # deterministic with a seed
+
+    if hasattr(method, "predict_proba"):
+        try:
+            proba = method.predict_proba(task.test.X)
+        except AttributeError:
+            proba = None  # e.g. an estimator without probabilities
+        if proba is not None:
+            assert proba.shape[0] == len(task.test)
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [e.name for e in METHODS if e.obj.needs_target_labels])
+def test_needs_target_labels_refuses_unlabeled_target(name):
+    kind = sorted(METHODS.get(name).supports)[0]
+    dataset, options = TOY[kind][0]
+    options = {k: v for k, v in options.items() if k != "target_labeled"}
+    task = _task(dataset, options)
+    assert task.target.n_labeled == 0
+    with pytest.raises(IncompatibleTaskError, match="target"):
+        _method(name).fit(task.without_test())
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_unsupported_kind_is_refused(name):
+    kinds = {"tabular", "image", "relational"} - METHODS.get(name).supports
+    for kind in sorted(kinds):
+        dataset, options = TOY[kind][0]
+        with pytest.raises(IncompatibleTaskError, match="supports"):
+            _method(name).fit(_task(dataset, options).without_test())

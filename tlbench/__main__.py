@@ -1,0 +1,37 @@
+"""Command line: ``python -m tlbench method=<name> dataset=<name> [key=value ...]``.
+
+Hydra composes ``conf/config.yaml``; ``-m`` runs a sweep. User errors (a bad value, a missing
+data file) print one line and exit with status 2; an impossible method x dataset pair is
+recorded as ``skipped`` and exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from .errors import TlbenchError
+from .runner import run, summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    try:
+        record = run(cfg, hc.runtime.output_dir, list(hc.overrides.task))
+    except TlbenchError as exc:
+        print(f"tlbench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(summary(record))
+
+
+def main() -> None:
+    """Entry point of ``python -m tlbench`` and of the ``tlbench`` console script."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

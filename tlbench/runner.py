@@ -1,0 +1,217 @@
+"""One run, as a plain function: config -> task -> method.fit -> predict -> metrics -> record.
+
+``python -m tlbench`` wraps :func:`run` with Hydra; tests call it directly. This module is the
+one place that calls Hydra's ``instantiate``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError, IncompatibleTaskError, TlbenchError
+from .metrics import classification_metrics
+from .registry import DATASETS, METHODS
+from .results import write_result
+from .task import TransferTask
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code may use the global generator)
+    torch.manual_seed(seed)
+
+
+def _instantiate(node: DictConfig, what: str) -> Any:
+    """``hydra.utils.instantiate`` with user errors turned into one-line messages."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if "_target_" not in node:
+        raise ConfigError(f"the {what} config has no _target_")
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, TlbenchError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "argument" in str(cause):
+            raise ConfigError(f"{what} {node._target_}: {cause}") from None
+        raise
+
+
+def build_task(cfg: DictConfig) -> TransferTask:
+    """Load the task described by ``cfg.dataset``."""
+    task = _instantiate(cfg.dataset, "dataset")
+    if not isinstance(task, TransferTask):
+        raise ConfigError(
+            f"dataset {cfg.dataset._target_} returned {type(task).__name__}, not a TransferTask"
+        )
+    return task
+
+
+def build_method(cfg: DictConfig) -> Any:
+    """Build the (unfitted) method described by ``cfg.method``."""
+    from .methods.base import TransferMethod
+
+    method = _instantiate(cfg.method, "method")
+    if not isinstance(method, TransferMethod):
+        raise ConfigError(f"method {cfg.method._target_} is not a TransferMethod")
+    return method
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, Any]:
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    return {
+        "tlbench": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
+
+
+def _lookup(registry: Any, node: DictConfig) -> tuple[str, Any]:
+    """Registry name (or the raw ``_target_``) and registered object of a config node."""
+    target = OmegaConf.select(node, "_target_", default=None)
+    entry = registry.find(target) if target else None
+    return (entry.name, entry.obj) if entry else (str(target), None)
+
+
+def run(
+    cfg: DictConfig, output_dir: str | Path, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Run one method on one task and write ``output_dir/result.json``.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed configuration (``method``, ``dataset``, ``seed``, ...).
+    output_dir : str or Path
+        Where the record is written (Hydra's run folder on the command line).
+    overrides : list of str, optional
+        The command-line overrides, stored in the record.
+
+    Returns
+    -------
+    record : dict
+        The record as written. ``status`` is ``ok``, or ``skipped`` (the method cannot run on
+        this task; ``reason`` says why). Any other error writes a ``failed`` record and is
+        raised again.
+    """
+    output_dir = Path(output_dir)
+    seed = int(cfg.get("seed", 0))
+    seed_everything(seed)
+    method_name, method_cls = _lookup(METHODS, cfg.method)
+    record: dict[str, Any] = {
+        "method": method_name,
+        "family": getattr(method_cls, "family", None),
+        "dataset": _lookup(DATASETS, cfg.dataset)[0],
+        "source": cfg.dataset.get("source"),
+        "target": cfg.dataset.get("target"),
+        "seed": seed,
+        "selection": OmegaConf.select(cfg, "selection.name", default="none"),
+        "status": "failed",
+        "reason": None,
+        "metrics": {},
+        "fit_seconds": None,
+        "predict_seconds": None,
+        "device": "cpu",
+        "precision": "fp64",
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "overrides": list(overrides or []),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+    try:
+        task = build_task(cfg)
+        record.update(
+            source=task.source.name,
+            target=task.target.name,
+            protocol=task.protocol,
+            kind=task.kind,
+            n_source=len(task.source),
+            n_target=len(task.target),
+            n_target_labeled=task.target.n_labeled,
+            n_test=len(task.test) if task.test is not None else 0,
+            task_info=task.info,
+        )
+        method = build_method(cfg)
+        record["family"] = method.family
+        t0 = time.perf_counter()
+        method.fit(task.without_test(), None)
+        record["fit_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        y_pred = method.predict(task.test.X)
+        record["predict_seconds"] = time.perf_counter() - t0
+        record["metrics"] = classification_metrics(task.test.y, y_pred)
+        record["device"] = getattr(method, "device_", "cpu")
+        record["precision"] = getattr(method, "precision_", "fp64")
+        record["diagnostics"] = dict(getattr(method, "diagnostics_", {}) or {})
+        record["status"] = "ok"
+    except IncompatibleTaskError as exc:
+        record.update(status="skipped", reason=str(exc))
+        log.info("skipped: %s", exc)
+    except BaseException as exc:
+        record["reason"] = f"{type(exc).__name__}: {exc}"
+        record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        write_result(output_dir, record)
+        raise
+    record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record["result_path"] = str(write_result(output_dir, record))
+    return record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A few lines for the terminal: method, task, target accuracy, where the record is."""
+    task = f"{record['dataset']}"
+    if record.get("source") or record.get("target"):
+        task += f" ({record.get('source')} -> {record.get('target')})"
+    lines = [f"method    {record['method']} ({record.get('family')})", f"task      {task}"]
+    if record["status"] == "ok":
+        m = record["metrics"]
+        lines.append(
+            f"accuracy  {100 * m['accuracy']:.2f} % on {m['n_test']} target test samples "
+            f"({record.get('protocol')} protocol, seed {record['seed']})"
+        )
+        fit, pred = record["fit_seconds"], record["predict_seconds"]
+        lines.append(f"time      fit {fit:.2f} s, predict {pred:.2f} s")
+    else:
+        lines.append(f"status    {record['status']}: {record.get('reason')}")
+    lines.append(f"record    {record.get('result_path')}")
+    return "\n".join(lines)
