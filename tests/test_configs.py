@@ -78,3 +78,10 @@ def test_data_dir_comes_from_the_environment(monkeypatch):
     assert _compose().paths.data_dir == "/some/where"
     monkeypatch.delenv("TLBENCH_DATA_DIR")
     assert _compose().paths.data_dir == "data"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_compose_every_experiment(name):
+    cfg = _compose(f"experiment={name}")
+    assert METHODS.find(cfg.method._target_) is not None
+    assert DATASETS.find(cfg.dataset._target_) is not None

@@ -53,7 +53,7 @@ def summarize(records: Iterable[dict[str, Any]], metric: str = "accuracy") -> li
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], scale: float = 100.0) -> str:
+def markdown(rows: list[dict[str, Any]], scale: float = 100.0, decimals: int = 1) -> str:
     """One Markdown table per dataset: methods as rows, tasks as columns."""
     out = []
     for dataset in sorted({r["dataset"] for r in rows}):
@@ -72,10 +72,12 @@ def markdown(rows: list[dict[str, Any]], scale: float = 100.0) -> str:
                     cells.append("—")
                     continue
                 means.append(r["mean"])
-                std = f" ± {scale * r['std']:.1f}" if r["n"] > 1 else ""
-                cells.append(f"{scale * r['mean']:.1f}{std} (n={r['n']})")
+                std = f" ± {scale * r['std']:.{decimals}f}" if r["n"] > 1 else ""
+                count = f" (n={r['n']})" if r["n"] > 1 else ""
+                cells.append(f"{scale * r['mean']:.{decimals}f}{std}{count}")
             if len(tasks) > 1:
-                cells.append(f"{scale * np.mean(means):.1f}" if len(means) == len(tasks) else "—")
+                avg = f"{scale * np.mean(means):.{decimals}f}" if len(means) == len(tasks) else "—"
+                cells.append(avg)
             lines.append("| " + " | ".join([m, *cells]) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dir", help="folder to search for result.json files (recursively)")
     parser.add_argument("--metric", default="accuracy", help="metric to tabulate")
     parser.add_argument("--csv", default=None, help="CSV output path (default DIR/report.csv)")
+    parser.add_argument("--decimals", type=int, default=1, help="decimals of the percentages")
     args = parser.parse_args(argv)
     root = Path(args.dir)
     if not root.is_dir():
@@ -109,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tlbench.report: error: no result.json under {root}", file=sys.stderr)
         return 2
     rows = summarize(records, args.metric)
-    print(markdown(rows) if rows else f"no successful run reports {args.metric!r}")
+    print(
+        markdown(rows, decimals=args.decimals)
+        if rows
+        else f"no successful run reports {args.metric!r}"
+    )
     other = [r for r in records if r.get("status") != "ok"]
     if other:
         print(f"\n{len(other)} run(s) without a result:")

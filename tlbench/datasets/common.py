@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ConfigError, DataError, MissingDataError
+from ..errors import ConfigError, DataError, IncompatibleTaskError, MissingDataError
 from ..task import UNLABELED, Domain, TransferTask
 
 PROTOCOLS = ("transductive", "inductive")
@@ -74,8 +74,57 @@ def labels_from_mat(labels: np.ndarray, path: Path, first: int = 1) -> np.ndarra
     return y
 
 
+def load_mat_domain(
+    path: Path, x_key: str, y_key: str, *, n_features: int, num_classes: int, first: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read one domain ``(X, y)`` from a .mat file and check it against the expected format.
+
+    Parameters
+    ----------
+    path : Path
+        The file (from :func:`data_file`).
+    x_key, y_key : str
+        Names of the feature matrix ``(n, n_features)`` and of the label vector.
+    n_features : int
+        Expected number of columns of ``X``.
+    num_classes : int
+        Labels must lie in ``first .. first + num_classes - 1``.
+    first : int
+        The smallest label in the file (MATLAB files count from 1).
+
+    Returns
+    -------
+    X : ndarray of shape (n, n_features)
+        The features as stored (not converted: preprocessing does that).
+    y : ndarray of int64
+        Labels ``0 .. num_classes - 1``.
+    """
+    mat = load_mat(path, (x_key, y_key))
+    X = mat[x_key]
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"{path}: {x_key!r} is not a numeric matrix (dtype {X.dtype})")
+    if not np.issubdtype(mat[y_key].dtype, np.number):
+        raise DataError(f"{path}: {y_key!r} is not a numeric vector (dtype {mat[y_key].dtype})")
+    y = labels_from_mat(mat[y_key], path, first=first)
+    if X.ndim != 2 or X.shape != (len(y), n_features):
+        raise DataError(
+            f"{path}: {x_key!r} has shape {X.shape}; expected ({len(y)}, {n_features}), one row "
+            f"of {n_features} features per label in {y_key!r}"
+        )
+    if y.max() >= num_classes:
+        raise DataError(
+            f"{path}: labels up to {y.max() + first} found; "
+            f"expected {first}..{first + num_classes - 1}"
+        )
+    return X, y
+
+
 def check_domains(dataset: str, source: str, target: str, valid: Sequence[str]) -> None:
-    """Raise :class:`ConfigError` unless ``source`` and ``target`` are distinct known domains."""
+    """Check that ``source`` and ``target`` name known domains, and two different ones.
+
+    An unknown name is a :class:`ConfigError`; the same domain twice is an
+    :class:`IncompatibleTaskError`, which the runner records as ``skipped``.
+    """
     for role, name in (("source", source), ("target", target)):
         if name not in valid:
             raise ConfigError(
@@ -83,7 +132,10 @@ def check_domains(dataset: str, source: str, target: str, valid: Sequence[str]) 
                 f"valid domains: {', '.join(valid)}"
             )
     if source == target:
-        raise ConfigError(f"dataset.source and dataset.target are both {source!r}; pick two")
+        # skipped, not failed: a 4 x 4 sweep over source and target must finish
+        raise IncompatibleTaskError(
+            f"dataset.source and dataset.target are both {source!r}: nothing to transfer"
+        )
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -175,7 +227,10 @@ def _stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np
     while take.sum() > size:
         c = int(np.argmax(take))
         take[c] -= 1
-    picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]
+    picked = [
+        rng.choice(np.flatnonzero(y == c), size=k, replace=False)
+        for c, k in zip(classes, take, strict=True)
+    ]
     return np.sort(np.concatenate(picked))
 
 
@@ -190,7 +245,7 @@ def labeled_indices(
         return np.arange(0)
     if target_labeled == "all":
         return np.arange(len(y))
-    if isinstance(target_labeled, bool) or isinstance(target_labeled, str):
+    if isinstance(target_labeled, bool | str):
         raise ConfigError(
             f"dataset.target_labeled must be a count per class, a fraction of the source size "
             f"or 'all'; got {target_labeled!r}"
