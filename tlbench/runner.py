@@ -74,6 +74,25 @@ def build_method(cfg: DictConfig) -> Any:
     return method
 
 
+def build_trainer(cfg: DictConfig, output_dir: Path) -> Any | None:
+    """Build the trainer of ``cfg.trainer`` (deep methods use it; shallow ones ignore it).
+
+    The run folder is passed as ``output_dir`` so checkpoints live beside ``result.json``.
+    """
+    node = cfg.get("trainer")
+    if node is None:
+        return None
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, output_dir=str(output_dir), _convert_="all")
+    except Exception as exc:
+        cause = exc.__cause__
+        if isinstance(cause, TlbenchError):
+            raise cause from None
+        raise
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -173,8 +192,9 @@ def run(
         )
         method = build_method(cfg)
         record["family"] = method.family
+        trainer = build_trainer(cfg, output_dir)
         t0 = time.perf_counter()
-        method.fit(task.without_test(), None)
+        method.fit(task.without_test(), trainer)
         record["fit_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         y_pred = method.predict(task.test.X)
