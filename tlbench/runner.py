@@ -36,7 +36,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _instantiate(node: DictConfig, what: str) -> Any:
+def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` with user errors turned into one-line messages."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -44,7 +44,7 @@ def _instantiate(node: DictConfig, what: str) -> Any:
     if "_target_" not in node:
         raise ConfigError(f"the {what} config has no _target_")
     try:
-        return instantiate(node, _convert_="all")
+        return instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, TlbenchError):
@@ -80,17 +80,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> Any | None:
     The run folder is passed as ``output_dir`` so checkpoints live beside ``result.json``.
     """
     node = cfg.get("trainer")
-    if node is None:
-        return None
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(node, output_dir=str(output_dir), _convert_="all")
-    except Exception as exc:
-        cause = exc.__cause__
-        if isinstance(cause, TlbenchError):
-            raise cause from None
-        raise
+    return None if node is None else _instantiate(node, "trainer", output_dir=str(output_dir))
 
 
 def _git_commit() -> str | None:
