@@ -138,5 +138,5 @@ def test_multirun_then_report(tmp_path, capsys):
     }
     assert report_main([str(sweep)]) == 0
     out = capsys.readouterr().out
-    assert "| source_only |" in out and "(n=2)" in out
+    assert "| source_only |" in out and "(2)" in out
     assert (sweep / "report.csv").read_text().count("\n") == 3

@@ -56,18 +56,24 @@ def write_result(output_dir: str | Path, record: dict[str, Any]) -> Path:
     return write_json_atomic(Path(output_dir) / RESULT_FILE, record)
 
 
-def collect(root: str | Path) -> list[dict[str, Any]]:
-    """Read every ``result.json`` under ``root`` (recursively), skipping unreadable files.
+def collect(root: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Read every ``result.json`` under ``root`` (recursively).
 
-    Each record gains a ``_path`` key with the file it came from.
+    Each record gains a ``_path`` key with the file it came from. A file that is not a record
+    (truncated by a kill outside tlbench's atomic writes, or foreign) is skipped; when
+    ``problems`` is given, one line per such file is appended to it.
     """
     records = []
     for path in sorted(Path(root).rglob(RESULT_FILE)):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a partial file cannot exist (atomic writes); skip foreign junk
-        if isinstance(rec, dict) and "method" in rec:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if problems is not None:
+                problems.append(f"{path}: unreadable record ({type(exc).__name__}: {exc})")
+            continue
+        if isinstance(rec, dict) and "method" in rec and "status" in rec:
             rec["_path"] = str(path)
             records.append(rec)
+        elif problems is not None:
+            problems.append(f"{path}: not a tlbench record")
     return records

@@ -7,6 +7,8 @@ one place that calls Hydra's ``instantiate``.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import logging
 import platform
 import random
@@ -21,10 +23,21 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import ConfigError, IncompatibleTaskError, TlbenchError
 from .metrics import classification_metrics
 from .registry import DATASETS, METHODS
-from .results import write_result
+from .results import RESULT_FILE, write_json_atomic, write_result
+from .selection import score_run
 from .task import TransferTask
 
 log = logging.getLogger(__name__)
+DONE_FILE = "DONE"
+
+
+def run_id(text: str) -> str:
+    """A short stable hash naming a run (of its overrides in folder names, of its config)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+# Sweep sub-folders are named by ``${tlbench_id:${hydra:job.override_dirname}}``.
+OmegaConf.register_new_resolver("tlbench_id", run_id, replace=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -143,17 +156,27 @@ def run(
         raised again.
     """
     output_dir = Path(output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    identity = run_id(json.dumps({k: v for k, v in config.items() if k != "rerun"}, sort_keys=True))
+    done = _finished(output_dir, identity)
+    if done is not None and not cfg.get("rerun", False):
+        log.info("already done (%s): %s", identity, output_dir)
+        return done
     seed = int(cfg.get("seed", 0))
     seed_everything(seed)
     method_name, method_cls = _lookup(METHODS, cfg.method)
+    selection = OmegaConf.select(cfg, "selection.name", default="none")
     record: dict[str, Any] = {
+        "run_id": identity,
         "method": method_name,
+        "label": cfg.get("label") or method_name,
         "family": getattr(method_cls, "family", None),
         "dataset": _lookup(DATASETS, cfg.dataset)[0],
         "source": cfg.dataset.get("source"),
         "target": cfg.dataset.get("target"),
         "seed": seed,
-        "selection": OmegaConf.select(cfg, "selection.name", default="none"),
+        "selection": selection,
+        "selection_score": None,
         "status": "failed",
         "reason": None,
         "metrics": {},
@@ -162,7 +185,7 @@ def run(
         "device": "cpu",
         "precision": "fp64",
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
         "overrides": list(overrides or []),
         "versions": _versions(),
         "git_commit": _git_commit(),
@@ -193,18 +216,48 @@ def run(
         record["device"] = getattr(method, "device_", "cpu")
         record["precision"] = getattr(method, "precision_", "fp64")
         record["diagnostics"] = dict(getattr(method, "diagnostics_", {}) or {})
+        t0 = time.perf_counter()
+        try:
+            record["selection_score"], record["selection_info"] = score_run(
+                selection,
+                task=task,
+                method=method,
+                make_method=lambda: build_method(cfg),
+                trainer=trainer,
+                test_accuracy=record["metrics"]["accuracy"],
+                val_fraction=float(OmegaConf.select(cfg, "selection.val_fraction", default=0.2)),
+                seed=seed,
+            )
+        except (IncompatibleTaskError, ValueError) as exc:
+            # e.g. a class with one sample cannot be held out: the run stands, unscored
+            record["selection_info"] = {"note": f"not scored: {exc}"}
+        record["selection_seconds"] = time.perf_counter() - t0
         record["status"] = "ok"
     except IncompatibleTaskError as exc:
         record.update(status="skipped", reason=str(exc))
         log.info("skipped: %s", exc)
     except BaseException as exc:
+        (output_dir / DONE_FILE).unlink(missing_ok=True)
         record["reason"] = f"{type(exc).__name__}: {exc}"
         record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         write_result(output_dir, record)
         raise
     record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     record["result_path"] = str(write_result(output_dir, record))
+    write_json_atomic(output_dir / DONE_FILE, {"run_id": identity, "status": record["status"]})
     return record
+
+
+def _finished(output_dir: Path, identity: str) -> dict[str, Any] | None:
+    """The record of a finished run of the same config in ``output_dir``, if there is one."""
+    try:
+        marker = json.loads((output_dir / DONE_FILE).read_text(encoding="utf-8"))
+        record = json.loads((output_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if marker.get("run_id") != identity or record.get("run_id") != identity:
+        return None
+    return record if record.get("status") in ("ok", "skipped") else None
 
 
 def summary(record: dict[str, Any]) -> str:

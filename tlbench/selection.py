@@ -1,0 +1,186 @@
+"""Model selection protocols: how a run scores itself so a sweep can pick a configuration.
+
+Every run records ``selection`` (the protocol's name) and ``selection_score`` (higher is
+better). ``python -m tlbench.report`` then picks, per task, seed and row label, the
+configuration with the best score among the runs of a hyperparameter sweep. Protocols
+(``conf/selection/<name>.yaml``):
+
+``source_val`` (default)
+    Accuracy on held-out labeled source samples (``val_fraction``, stratified, seeded by the
+    run's seed so every method sees the same split). The scoring model is fitted without those
+    samples; the reported model is refitted on all of them (scikit-learn's ``refit=True``).
+``iwv``
+    Importance-weighted validation (Sugiyama, Krauledat, Müller, JMLR 2007): the same held-out
+    source samples, each weighted by ``p_target(x) / p_source(x)`` estimated with a logistic
+    domain classifier on the input features.
+``dev``
+    Deep embedded validation (You, Wang, Long, Jordan, ICML 2019): the importance-weighted
+    0/1 loss with the control variate that lowers its variance, ``risk = mean(w l) +
+    eta mean(w) - eta`` with ``eta = -Cov(w l, w) / Var(w)``. Deviation: the density ratio is
+    estimated on input features, not on the network's embedding, so it also serves shallow
+    methods.
+``entropy``
+    Minus the mean prediction entropy on the unlabeled target training samples (needs
+    ``predict_proba``). Unsupervised and cheap, known to reward collapsed predictions.
+``oracle``
+    Accuracy on the labeled target test set. Not a protocol a deployed method can use: every
+    table that contains it says "oracle".
+``none``
+    No score (single runs that select nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .task import Domain, TransferTask
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("source_val", "iwv", "dev", "entropy", "oracle", "none")
+NEEDS_VALIDATION = ("source_val", "iwv", "dev")
+
+
+def split_source(task: TransferTask, val_fraction: float, seed: int) -> tuple[Domain, Domain]:
+    """Stratified ``(train, val)`` parts of the labeled source, seeded by ``seed``."""
+    from .datasets.common import _stratified_sample
+
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"selection.val_fraction must be in (0, 1), got {val_fraction}")
+    y = task.source.y
+    val = _stratified_sample(y, round(val_fraction * len(y)), np.random.default_rng([seed, 7]))
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return task.source.subset(train), task.source.subset(val)
+
+
+def _flat(X: Any) -> np.ndarray:
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return X
+    X = np.asarray(X, dtype=np.float64)
+    return X.reshape(len(X), -1)
+
+
+def density_ratio(X_source: Any, X_target: Any, seed: int = 0) -> Callable[[Any], np.ndarray]:
+    """``x -> p_target(x) / p_source(x)`` from a logistic domain classifier (Bickel et al. 2007).
+
+    The odds ``P(target | x) / P(source | x)`` are rescaled by ``n_source / n_target`` so that
+    the ratio averages to about 1 on source samples; it is clipped to [1e-3, 1e3] so that one
+    sample far outside the source cannot take all the weight.
+    """
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    Xs, Xt = _flat(X_source), _flat(X_target)
+    stack = sp.vstack if sp.issparse(Xs) else np.vstack
+    X = stack([Xs, Xt])
+    d = np.r_[np.zeros(Xs.shape[0]), np.ones(Xt.shape[0])]
+    clf = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(X, d)
+    prior = Xs.shape[0] / Xt.shape[0]
+
+    def ratio(Z: Any) -> np.ndarray:
+        p = clf.predict_proba(_flat(Z))[:, 1]
+        return np.clip(prior * p / np.clip(1 - p, 1e-12, None), 1e-3, 1e3)
+
+    return ratio
+
+
+def iwv_score(correct: np.ndarray, weight: np.ndarray) -> float:
+    """Importance-weighted accuracy ``sum(w * correct) / sum(w)``."""
+    return float(np.sum(weight * correct) / np.sum(weight))
+
+
+def dev_score(correct: np.ndarray, weight: np.ndarray) -> float:
+    """Minus the DEV risk of the 0/1 loss (You et al. 2019, Algorithm 1), so higher is better."""
+    loss = 1.0 - correct.astype(np.float64)
+    wl = weight * loss
+    var = np.var(weight, ddof=1) if len(weight) > 1 else 0.0
+    eta = 0.0 if var == 0 else -np.cov(wl, weight, ddof=1)[0, 1] / var
+    risk = wl.mean() + eta * weight.mean() - eta
+    return float(-risk)
+
+
+def entropy_score(proba: np.ndarray) -> float:
+    """Minus the mean Shannon entropy (nats) of predicted class probabilities."""
+    p = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)
+    return float(np.mean(np.sum(p * np.log(p), axis=1)))
+
+
+def score_run(
+    name: str,
+    *,
+    task: TransferTask,
+    method: Any,
+    make_method: Callable[[], Any],
+    trainer: Any,
+    test_accuracy: float,
+    val_fraction: float,
+    seed: int,
+) -> tuple[float | None, dict[str, Any]]:
+    """The selection score of a fitted run under protocol ``name``, and details for the record.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PROTOCOLS`.
+    task : TransferTask
+        The task *with* its test set (only ``oracle`` reads the test labels, through
+        ``test_accuracy``).
+    method : TransferMethod
+        The method fitted on the whole training task.
+    make_method : callable
+        Builds a fresh, unfitted copy of the method (for the held-out source fit).
+    trainer : Trainer or None
+        Passed to the extra fit.
+    test_accuracy : float
+        Accuracy of ``method`` on the test set (the oracle score).
+    val_fraction : float
+        Held-out source fraction for ``source_val``, ``iwv`` and ``dev``.
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    score : float or None
+        Higher is better; ``None`` when the protocol cannot score this run.
+    info : dict
+        What the record keeps about the scoring.
+    """
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown selection {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    if name == "none":
+        return None, {}
+    if name == "oracle":
+        return test_accuracy, {"uses_target_test_labels": True}
+    if name == "entropy":
+        if not hasattr(method, "predict_proba"):
+            return None, {"note": "the method has no predict_proba"}
+        try:
+            proba = method.predict_proba(task.target.X)
+        except AttributeError as exc:
+            return None, {"note": str(exc)}
+        return entropy_score(proba), {"n_target": len(task.target)}
+    own = getattr(method, "selection_score_", None)
+    if own is not None and own.get("name") == name:  # a method that selected a checkpoint
+        return float(own["score"]), {"by": "method"}
+    if task.kind == "relational" and name != "source_val":
+        return None, {"note": f"{name} needs feature vectors; relational tasks have none"}
+    train, val = split_source(task, val_fraction, seed)
+    held_out = replace(task, source=train, test=None)
+    scorer = make_method().fit(held_out, trainer)
+    correct = (scorer.predict(val.X) == val.y).astype(np.float64)
+    info = {"n_val": len(val), "val_fraction": val_fraction}
+    if name == "source_val":
+        return float(correct.mean()), info
+    weight = density_ratio(train.X, task.target.X, seed)(val.X)
+    info["weight_max"] = float(weight.max())
+    info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))
+    score = iwv_score(correct, weight) if name == "iwv" else dev_score(correct, weight)
+    return score, info
