@@ -113,3 +113,14 @@ def test_launchers_run_a_two_job_sweep(tmp_path, launcher):
     records = collect(sweep)
     assert sorted(r["method"] for r in records) == ["source_only", "target_only"]
     assert {r["status"] for r in records} == {"ok"}
+
+
+def test_gpu_claims_are_exclusive(tmp_path):
+    from tlbench.gpus import claim_gpu
+
+    with claim_gpu(2, tmp_path) as first, claim_gpu(2, tmp_path) as second:
+        assert {first, second} == {0, 1}
+        with pytest.raises(TimeoutError), claim_gpu(2, tmp_path, poll_seconds=0.01, timeout=0.05):
+            pass
+    with claim_gpu(2, tmp_path) as again:  # released at the end of the block
+        assert again == 0

@@ -6,6 +6,7 @@ one place that calls Hydra's ``instantiate``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from . import gpus
 from .errors import ConfigError, IncompatibleTaskError, TlbenchError
 from .metrics import classification_metrics
 from .registry import DATASETS, METHODS
@@ -87,13 +89,17 @@ def build_method(cfg: DictConfig) -> Any:
     return method
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> Any | None:
+def build_trainer(cfg: DictConfig, output_dir: Path, device: str | None = None) -> Any | None:
     """Build the trainer of ``cfg.trainer`` (deep methods use it; shallow ones ignore it).
 
-    The run folder is passed as ``output_dir`` so checkpoints live beside ``result.json``.
+    The run folder is passed as ``output_dir`` so checkpoints live beside ``result.json``;
+    ``device`` replaces the configured device (a GPU claimed for this run).
     """
     node = cfg.get("trainer")
-    return None if node is None else _instantiate(node, "trainer", output_dir=str(output_dir))
+    if node is None:
+        return None
+    extra = {"device": device} if device is not None else {}
+    return _instantiate(node, "trainer", output_dir=str(output_dir), **extra)
 
 
 def _git_commit() -> str | None:
@@ -190,6 +196,7 @@ def run(
         "versions": _versions(),
         "git_commit": _git_commit(),
     }
+    stack = contextlib.ExitStack()
     try:
         task = build_task(cfg)
         record.update(
@@ -205,7 +212,11 @@ def run(
         )
         method = build_method(cfg)
         record["family"] = method.family
-        trainer = build_trainer(cfg, output_dir)
+        device = None
+        if OmegaConf.select(cfg, "trainer.device", default=None) == gpus.FREE:
+            device = f"cuda:{stack.enter_context(gpus.claim_gpu())}"  # held until the run ends
+            record["claimed_device"] = device
+        trainer = build_trainer(cfg, output_dir, device)
         t0 = time.perf_counter()
         method.fit(task.without_test(), trainer)
         record["fit_seconds"] = time.perf_counter() - t0
@@ -237,11 +248,13 @@ def run(
         record.update(status="skipped", reason=str(exc))
         log.info("skipped: %s", exc)
     except BaseException as exc:
+        stack.close()
         (output_dir / DONE_FILE).unlink(missing_ok=True)
         record["reason"] = f"{type(exc).__name__}: {exc}"
         record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         write_result(output_dir, record)
         raise
+    stack.close()
     record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     record["result_path"] = str(write_result(output_dir, record))
     write_json_atomic(output_dir / DONE_FILE, {"run_id": identity, "status": record["status"]})
