@@ -13,7 +13,7 @@ from tlbench.selection import (
     dev_score,
     entropy_score,
     iwv_score,
-    score_run,
+    score_all,
     split_source,
 )
 
@@ -63,37 +63,48 @@ def test_entropy_prefers_confident_predictions():
     assert entropy_score(confident) > entropy_score(uniform) == pytest.approx(-np.log(2))
 
 
-@pytest.mark.parametrize("name", ["source_val", "iwv", "dev", "entropy", "oracle", "none"])
-def test_score_run_every_protocol(name):
+def test_score_all_scores_every_protocol_with_one_held_out_fit():
     task = toy_shift(n_source=120, n_target=120, seed=0)
     method = SourceOnly(random_state=0).fit(task.without_test())
     acc = float(np.mean(method.predict(task.test.X) == task.test.y))
-    score, info = score_run(
-        name,
+    fits = []
+
+    def make():
+        fits.append(1)
+        return SourceOnly(random_state=0)
+
+    scores, info = score_all(
+        "source_val",
         task=task,
         method=method,
-        make_method=lambda: SourceOnly(random_state=0),
+        make_method=make,
         trainer=None,
         test_accuracy=acc,
         val_fraction=0.25,
         seed=0,
     )
-    if name == "none":
-        assert score is None
-    elif name == "oracle":
-        assert score == acc and info["uses_target_test_labels"]
-    elif name == "entropy":
-        assert -np.log(2) <= score <= 0
-    else:
-        assert np.isfinite(score) and info["n_val"] == 30
-        if name == "source_val":
-            assert 0 <= score <= 1
+    assert len(fits) == 1 and info["n_val"] == 30
+    assert set(scores) == {"source_val", "iwv", "dev", "entropy", "oracle"}
+    assert scores["oracle"] == acc
+    assert 0 <= scores["source_val"] <= 1 and -np.log(2) <= scores["entropy"] <= 0
+    assert np.isfinite(scores["iwv"]) and np.isfinite(scores["dev"])
+    none, _ = score_all(
+        "none",
+        task=task,
+        method=method,
+        make_method=make,
+        trainer=None,
+        test_accuracy=acc,
+        val_fraction=0.25,
+        seed=0,
+    )
+    assert none == {} and len(fits) == 1
 
 
 def test_unknown_protocol():
     task = toy_shift(n_source=60, n_target=60)
     with pytest.raises(ConfigError, match="unknown selection 'best'"):
-        score_run(
+        score_all(
             "best",
             task=task,
             method=None,
@@ -103,3 +114,35 @@ def test_unknown_protocol():
             val_fraction=0.2,
             seed=0,
         )
+
+
+def test_report_can_select_with_any_recorded_protocol():
+    from tlbench.report import as_protocol, select
+
+    def rec(acc, scores):
+        return {
+            "status": "ok",
+            "method": "m",
+            "dataset": "d",
+            "protocol": "p",
+            "source": "a",
+            "target": "b",
+            "seed": 0,
+            "metrics": {"accuracy": acc},
+            "config": {"dataset": {}},
+            "selection": "source_val",
+            "selection_score": scores["source_val"],
+            "selection_scores": scores,
+        }
+
+    runs = [
+        rec(0.6, {"source_val": 0.9, "oracle": 0.6}),
+        rec(0.8, {"source_val": 0.7, "oracle": 0.8}),
+    ]
+    assert [r["metrics"]["accuracy"] for r in select(as_protocol(runs, None))[0]] == [0.6]
+    assert [r["metrics"]["accuracy"] for r in select(as_protocol(runs, "oracle"))[0]] == [0.8]
+    both = select(as_protocol(runs, "all"))[0]
+    assert sorted((r["selection"], r["metrics"]["accuracy"]) for r in both) == [
+        ("oracle", 0.8),
+        ("source_val", 0.6),
+    ]

@@ -75,6 +75,24 @@ def label_tasks(records: list[dict[str, Any]]) -> None:
         rec["_task"] = task_label(rec) + (f" [{extra}]" if extra else "")
 
 
+def as_protocol(records: Iterable[dict[str, Any]], protocol: str | None) -> list[dict[str, Any]]:
+    """The records as selected by ``protocol`` instead of their own protocol.
+
+    ``None`` keeps each record's own ``selection``; a protocol name uses the score the record
+    holds for it in ``selection_scores``; ``"all"`` gives one copy per protocol a record scored.
+    """
+    if protocol is None:
+        return list(records)
+    out = []
+    for rec in records:
+        scores = dict(rec.get("selection_scores") or {})
+        if rec.get("selection") not in (None, "none"):
+            scores.setdefault(rec["selection"], rec.get("selection_score"))
+        names = sorted(scores) if protocol == "all" else [protocol]
+        out += [{**rec, "selection": n, "selection_score": scores[n]} for n in names if n in scores]
+    return out
+
+
 def select(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Keep, per (dataset, protocol, selection, label, task, seed), the best-scored ``ok`` run.
 
@@ -424,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decimals", type=int, default=1, help="decimals of the percentages")
     parser.add_argument("--published", default=str(PUBLISHED), help="published numbers CSV")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--selection",
+        default=None,
+        help="select with this protocol's recorded scores (or 'all': every protocol side by "
+        "side) instead of each run's own protocol",
+    )
     args = parser.parse_args(argv)
     root = Path(args.dir)
     if not root.is_dir():
@@ -443,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
-        chosen, dropped = select(records)
+        chosen, dropped = select(as_protocol(records, args.selection))
     except ReportError as exc:
         print(f"tlbench.report: error: {exc}", file=sys.stderr)
         return 2

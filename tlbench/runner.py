@@ -26,7 +26,7 @@ from .errors import ConfigError, IncompatibleTaskError, TlbenchError
 from .metrics import classification_metrics
 from .registry import DATASETS, METHODS
 from .results import RESULT_FILE, write_json_atomic, write_result
-from .selection import score_run
+from .selection import PROTOCOLS, score_all
 from .task import TransferTask
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,10 @@ def run(
     }
     stack = contextlib.ExitStack()
     try:
+        if selection not in PROTOCOLS:
+            raise ConfigError(
+                f"unknown selection {selection!r}; choose one of {', '.join(PROTOCOLS)}"
+            )
         task = build_task(cfg)
         record.update(
             source=task.source.name,
@@ -229,7 +233,7 @@ def run(
         record["diagnostics"] = dict(getattr(method, "diagnostics_", {}) or {})
         t0 = time.perf_counter()
         try:
-            record["selection_score"], record["selection_info"] = score_run(
+            scores, record["selection_info"] = score_all(
                 selection,
                 task=task,
                 method=method,
@@ -239,6 +243,8 @@ def run(
                 val_fraction=float(OmegaConf.select(cfg, "selection.val_fraction", default=0.2)),
                 seed=seed,
             )
+            record["selection_scores"] = scores
+            record["selection_score"] = scores.get(selection)
         except (IncompatibleTaskError, ValueError) as exc:
             # e.g. a class with one sample cannot be held out: the run stands, unscored
             record["selection_info"] = {"note": f"not scored: {exc}"}

@@ -1,8 +1,10 @@
 """Model selection protocols: how a run scores itself so a sweep can pick a configuration.
 
-Every run records ``selection`` (the protocol's name) and ``selection_score`` (higher is
-better). ``python -m tlbench.report`` then picks, per task, seed and row label, the
-configuration with the best score among the runs of a hyperparameter sweep. Protocols
+Every run records ``selection`` (its protocol's name), ``selection_score`` (higher is better)
+and ``selection_scores``, the scores of every protocol (one held-out source fit serves them
+all). ``python -m tlbench.report`` then picks, per task, seed and row label, the
+configuration with the best score among the runs of a hyperparameter sweep; with
+``--selection all`` it shows the protocols side by side. Protocols
 (``conf/selection/<name>.yaml``):
 
 ``source_val`` (default)
@@ -113,7 +115,7 @@ def entropy_score(proba: np.ndarray) -> float:
     return float(np.mean(np.sum(p * np.log(p), axis=1)))
 
 
-def score_run(
+def score_all(
     name: str,
     *,
     task: TransferTask,
@@ -123,13 +125,17 @@ def score_run(
     test_accuracy: float,
     val_fraction: float,
     seed: int,
-) -> tuple[float | None, dict[str, Any]]:
-    """The selection score of a fitted run under protocol ``name``, and details for the record.
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Every protocol's score of a fitted run (``name`` is the run's own protocol).
+
+    One held-out source fit serves ``source_val``, ``iwv`` and ``dev`` together, so the report
+    can put the protocols side by side (``python -m tlbench.report --selection all``) without
+    running the sweep once per protocol. With ``name="none"`` nothing is scored.
 
     Parameters
     ----------
     name : str
-        One of :data:`PROTOCOLS`.
+        The run's protocol, one of :data:`PROTOCOLS`.
     task : TransferTask
         The task *with* its test set (only ``oracle`` reads the test labels, through
         ``test_accuracy``).
@@ -148,39 +154,43 @@ def score_run(
 
     Returns
     -------
-    score : float or None
-        Higher is better; ``None`` when the protocol cannot score this run.
+    scores : dict
+        Protocol name -> score (higher is better), ``None`` where a protocol cannot score
+        this run.
     info : dict
         What the record keeps about the scoring.
     """
     if name not in PROTOCOLS:
         raise ConfigError(f"unknown selection {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    scores: dict[str, float | None] = {}
+    info: dict[str, Any] = {}
     if name == "none":
-        return None, {}
-    if name == "oracle":
-        return test_accuracy, {"uses_target_test_labels": True}
-    if name == "entropy":
-        if not hasattr(method, "predict_proba"):
-            return None, {"note": "the method has no predict_proba"}
+        return scores, info
+    scores["oracle"] = test_accuracy
+    scores["entropy"] = None
+    if hasattr(method, "predict_proba"):
         try:
-            proba = method.predict_proba(task.target.X)
-        except AttributeError as exc:
-            return None, {"note": str(exc)}
-        return entropy_score(proba), {"n_target": len(task.target)}
+            scores["entropy"] = entropy_score(method.predict_proba(task.target.X))
+        except AttributeError as exc:  # e.g. an estimator without probabilities
+            info["entropy"] = str(exc)
     own = getattr(method, "selection_score_", None)
-    if own is not None and own.get("name") == name:  # a method that selected a checkpoint
-        return float(own["score"]), {"by": "method"}
-    if task.kind == "relational" and name != "source_val":
-        return None, {"note": f"{name} needs feature vectors; relational tasks have none"}
+    if own is not None:  # a method that selected its own checkpoint reports that score
+        scores[own["name"]] = float(own["score"])
+        info["by_method"] = own["name"]
+    if all(p in scores for p in NEEDS_VALIDATION):
+        return scores, info
     train, val = split_source(task, val_fraction, seed)
-    held_out = replace(task, source=train, test=None)
-    scorer = make_method().fit(held_out, trainer)
+    scorer = make_method().fit(replace(task, source=train, test=None), trainer)
     correct = (scorer.predict(val.X) == val.y).astype(np.float64)
-    info = {"n_val": len(val), "val_fraction": val_fraction}
-    if name == "source_val":
-        return float(correct.mean()), info
+    info.update(n_val=len(val), val_fraction=val_fraction)
+    scores.setdefault("source_val", float(correct.mean()))
+    if task.kind == "relational":  # no feature vectors for a density ratio
+        scores.setdefault("iwv", None)
+        scores.setdefault("dev", None)
+        return scores, info
     weight = density_ratio(train.X, task.target.X, seed)(val.X)
     info["weight_max"] = float(weight.max())
     info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))
-    score = iwv_score(correct, weight) if name == "iwv" else dev_score(correct, weight)
-    return score, info
+    scores.setdefault("iwv", iwv_score(correct, weight))
+    scores.setdefault("dev", dev_score(correct, weight))
+    return scores, info
