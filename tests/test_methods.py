@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -96,8 +98,8 @@ def test_contract(name, dataset, options):
 def test_needs_target_labels_refuses_unlabeled_target(name):
     kind = sorted(METHODS.get(name).supports)[0]
     dataset, options = TOY[kind][0]
-    options = {k: v for k, v in options.items() if k != "target_labeled"}
     task = _task(dataset, options)
+    task = replace(task, target=task.target.unlabeled())
     assert task.target.n_labeled == 0
     with pytest.raises(IncompatibleTaskError, match="target"):
         _method(name).fit(task.without_test())

@@ -228,6 +228,11 @@ def run(
         y_pred = method.predict(task.test.X)
         record["predict_seconds"] = time.perf_counter() - t0
         record["metrics"] = classification_metrics(task.test.y, y_pred)
+        if task.kind == "relational" and hasattr(method, "predict_proba"):
+            from .methods.relational.metrics import relational_metrics
+
+            p_true = method.predict_proba(task.test.X)[:, 1]
+            record["metrics"].update(relational_metrics(task.test.y, p_true))
         record["device"] = getattr(method, "device_", "cpu")
         record["precision"] = getattr(method, "precision_", "fp64")
         record["diagnostics"] = dict(getattr(method, "diagnostics_", {}) or {})

@@ -179,15 +179,18 @@ def score_all(
         info["by_method"] = own["name"]
     if all(p in scores for p in NEEDS_VALIDATION):
         return scores, info
+    if task.kind == "relational":
+        # a mapped relational model predicts target predicates: held-out source examples
+        # cannot score it, and there are no feature vectors for a density ratio
+        for p in NEEDS_VALIDATION:
+            scores.setdefault(p, None)
+        info["note"] = "relational: source_val, iwv and dev do not apply"
+        return scores, info
     train, val = split_source(task, val_fraction, seed)
     scorer = make_method().fit(replace(task, source=train, test=None), trainer)
     correct = (scorer.predict(val.X) == val.y).astype(np.float64)
     info.update(n_val=len(val), val_fraction=val_fraction)
     scores.setdefault("source_val", float(correct.mean()))
-    if task.kind == "relational":  # no feature vectors for a density ratio
-        scores.setdefault("iwv", None)
-        scores.setdefault("dev", None)
-        return scores, info
     weight = density_ratio(train.X, task.target.X, seed)(val.X)
     info["weight_max"] = float(weight.max())
     info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))

@@ -1,3 +1,6 @@
 """Transfer methods; importing this package registers the built-in methods."""
 
-from . import baseline  # noqa: F401
+from . import (
+    baseline,  # noqa: F401
+    relational,  # noqa: F401
+)

@@ -1,0 +1,316 @@
+"""Relational transfer: clause counting, the learner, predicate mapping, metrics and loaders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tlbench import ConfigError, IncompatibleTaskError
+from tlbench.datasets.relational import DOMAINS, infer_types, load_domain, relational
+from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
+from tlbench.errors import DataError
+from tlbench.methods.relational import relational_metrics
+from tlbench.methods.relational.clauses import (
+    CHAIN,
+    RECURSIVE,
+    Clause,
+    World,
+    enumerate_clauses,
+)
+from tlbench.methods.relational.learner import RelationalScratch
+from tlbench.methods.relational.predicate_mapping import PredicateMapping
+from tlbench.task import Domain, RelationalData, TransferTask
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _one_fold(task: TransferTask, fold: int = 1) -> TransferTask:
+    """The task with target training data cut to one fold (the little-data setting)."""
+    keep = np.flatnonzero(task.target.X.fold == fold)
+    return replace(task, target=task.target.subset(keep))
+
+
+def _auc(method, task) -> float:
+    return relational_metrics(task.test.y, method.predict_proba(task.test.X)[:, 1])["auc_roc"]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_match_scikit_learn_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(5, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        p = np.round(rng.random(n), 1)  # many ties
+        m = relational_metrics(y, p)
+        assert m["auc_roc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert m["auc_pr"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+        q = np.clip(p, 1e-6, 1 - 1e-6)
+        cll = np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+        assert m["cll"] == pytest.approx(cll)
+    with pytest.raises(ValueError, match="probabilities"):
+        relational_metrics(np.array([0, 1]), np.array([0.5]))
+
+
+# --------------------------------------------------------------------------- clauses
+
+
+def test_clause_features_equal_brute_force_groundings():
+    task = toy_relational(n_entities=12, n_folds=2)
+    data = task.source.X
+    world = World(data)
+    idx = world.example_index(data.examples, data.target)
+    facts = {p: set(a) for p, a in data.facts.items()}
+    people = world.entities["person"]
+    for clause in enumerate_clauses(data.predicates, data.target, recursive=False):
+        got = world.evaluate(clause, idx)
+        for n, (x,) in enumerate(data.examples[:12]):
+            # ground the path by brute force: the set of constants reachable from x
+            front = {x}
+            for pred, i, j in clause.steps:
+                front = {a[j] for a in facts[pred] if a[i] in front}
+            want = bool(front & {a[0] for a in facts[clause.end]}) if clause.end else bool(front)
+            assert got[n] == want, clause.describe(data.target, 1)
+    assert len(people) == 24  # two worlds of 12: folds do not share constants
+
+
+def test_recursive_clause_reads_the_other_labels():
+    task = toy_relational(n_entities=12, n_folds=2)
+    data, y = task.source.X, task.source.y
+    world = World(data, values=y)
+    idx = world.example_index(data.examples, data.target)
+    infected = {ex[0] for ex, label in zip(data.examples, y, strict=True) if label}
+    clause = Clause(RECURSIVE, (("contact", 0, 1),))
+    got = world.evaluate(clause, idx)
+    for n, (x,) in enumerate(data.examples):
+        near = {b for a, b in data.facts["contact"] if a == x and b != x}
+        assert (got[n] > 0.5) == bool(near & infected)
+    assert clause.describe("infected", 1) == "infected(A) :- contact(A,B), infected(B), B!=A"
+    assert Clause(1, (), None, "fan").describe("t", 2) == "t(A,fan)"
+    assert Clause(1, (), None, "fan").rename({"t": "u"}) is None  # constants never map
+
+
+def test_chain_clause_and_description():
+    data = RelationalData(
+        predicates={"r": ("a", "b"), "s": ("b", "a"), "t": ("a", "a")},
+        facts={"r": (("x", "m"),), "s": (("m", "y"),)},
+        target="t",
+        examples=(("x", "y"), ("y", "x"), ("x", "x")),
+    )
+    world = World(data)
+    idx = world.example_index(data.examples, "t")
+    chain = Clause(CHAIN, (("r", 0, 1), ("s", 0, 1)))
+    np.testing.assert_array_equal(world.evaluate(chain, idx), [1, 0, 0])
+    assert chain.describe("t", 2) == "t(A,B) :- r(A,C), s(C,B)"
+    assert chain.rename({"r": "r2", "s": None}) is None
+    assert chain.rename({"r": "r2", "s": "s2"}).predicates() == {"r2", "s2"}
+    with pytest.raises(DataError, match="unknown constant"):
+        world.example_index([("x", "nobody")], "t")
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def test_planted_mapping_is_recovered():
+    task = toy_relational(n_entities=40)
+    method = PredicateMapping().fit(task.without_test())
+    mapping = method.mapping_
+    assert mapping["infected"] == "compromised"
+    for pred in ("contact", "carrier", "vaccinated"):  # the predicates the label depends on
+        assert mapping[pred] == TOY_RELATIONAL_MAPPING[pred]
+    for pred, mapped in mapping.items():  # never a wrong predicate (the distractor may drop)
+        assert mapped in (None, TOY_RELATIONAL_MAPPING[pred])
+    assert method.type_mapping_ == {"person": "host"}
+    assert method.diagnostics_["mapping"] == mapping
+    json.dumps(method.diagnostics_)  # the runner stores it in result.json
+
+
+def test_beam_search_finds_the_same_mapping():
+    task = toy_relational(n_entities=40).without_test()
+    exhaustive = PredicateMapping().fit(task)
+    beam = PredicateMapping(max_exhaustive=1, beam_width=3).fit(task)
+    assert beam.diagnostics_["search"] == "beam (width 3)"
+    assert exhaustive.diagnostics_["search"] == "exhaustive"
+    assert beam.mapping_ == exhaustive.mapping_
+
+
+def test_transfer_beats_scratch_with_one_training_fold():
+    gains = []
+    for seed in range(3):
+        task = toy_relational(n_entities=20, seed=seed)
+        small = _one_fold(task).without_test()
+        scratch = _auc(RelationalScratch().fit(small), task)
+        transfer = _auc(PredicateMapping().fit(small), task)
+        gains.append(transfer - scratch)
+    assert np.mean(gains) > 0.03
+
+
+@pytest.mark.parametrize("revision", ["none", "weights", "full"])
+def test_revision_options(revision):
+    task = toy_relational(n_entities=20)
+    method = PredicateMapping(revision=revision).fit(task.without_test())
+    proba = method.predict_proba(task.test.X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert _auc(method, task) > 0.8
+    if revision == "none":
+        assert method.diagnostics_["clauses_added"] == []
+
+
+def test_deterministic():
+    task = toy_relational(n_entities=20, seed=3)
+    a = PredicateMapping().fit(task.without_test()).predict_proba(task.test.X)
+    b = PredicateMapping().fit(task.without_test()).predict_proba(task.test.X)
+    np.testing.assert_array_equal(a, b)
+
+
+def _tiny(name, target_types, positives=True):
+    types = {"r": target_types, "u": (target_types[0],)}
+    examples = (("p", "q"), ("q", "p"), ("p", "p"))
+    return RelationalData(
+        predicates={**types, "t": target_types},
+        facts={"r": (("p", "q"),), "u": (("p",),)},
+        target="t",
+        examples=examples,
+        fold=np.zeros(3, dtype=int),
+        name=name,
+    ), np.array([1 if positives else 0, 0, 0])
+
+
+def test_bad_input_errors_name_the_predicate():
+    with pytest.raises(DataError, match=r"fact r\('a',\) has 1 arguments"):
+        RelationalData(
+            predicates={"r": ("x", "x"), "t": ("x",)},
+            facts={"r": (("a",),)},
+            target="t",
+            examples=(("a",),),
+        )
+    with pytest.raises(DataError, match="'t'"):
+        RelationalData(predicates={"r": ("x",)}, facts={}, target="t", examples=())
+    src, ys = _tiny("src", ("a", "b"))
+    tgt, yt = _tiny("tgt", ("c", "c"))
+    task = TransferTask(Domain(src, ys), Domain(tgt, yt), None, "relational", 2)
+    with pytest.raises(IncompatibleTaskError, match="no type-consistent mapping of t"):
+        PredicateMapping().fit(task)
+    tgt0, y0 = _tiny("tgt", ("c", "d"), positives=False)
+    task = TransferTask(Domain(src, ys), Domain(tgt0, y0), None, "relational", 2)
+    with pytest.raises(DataError, match="target predicate 't' has no positive"):
+        PredicateMapping().fit(task)
+    with pytest.raises(ConfigError, match="revision"):
+        PredicateMapping(revision="maybe").fit(toy_relational(n_entities=20).without_test())
+    fitted = RelationalScratch().fit(toy_relational(n_entities=20).without_test())
+    other = replace(src, target="r", predicates={**src.predicates})
+    with pytest.raises(DataError, match="predicts 'compromised'"):
+        fitted.predict(other)
+
+
+def test_unlabeled_target_is_refused():
+    task = toy_relational(n_entities=20)
+    task = replace(task, target=task.target.unlabeled()).without_test()
+    with pytest.raises(IncompatibleTaskError, match="labeled"):
+        RelationalScratch().fit(task)
+
+
+def test_runs_through_the_runner(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from tlbench.runner import run
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose(
+            config_name="config",
+            overrides=["method=predicate_mapping", "dataset=toy_relational"],
+        )
+    record = run(cfg, tmp_path)
+    assert record["status"] == "ok"
+    assert record["diagnostics"]["mapping"]["infected"] == "compromised"
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def test_infer_types_joins_positions_sharing_constants():
+    atoms = {
+        "follows": [["a1", "a2"], ["a2", "a3"]],
+        "type": [["a1", "fan"], ["a2", "fan"], ["a3", "pro"]],
+        "tweets": [["a1", "w1"], ["a3", "w2"], ["a2", "fan"]],  # one shared name is chance
+    }
+    types = infer_types(atoms)
+    assert types["follows"] == (types["type"][0],) * 2 == ("follows_0", "follows_0")
+    assert types["tweets"][0] == "follows_0"
+    assert types["type"][1] != types["tweets"][1]
+
+
+# positives per fold of the usual target predicate (SOURCE.md), then duplicates in the files
+SOURCE_POSITIVES = {
+    "imdb": ("workedunder", [56, 58, 178, 45, 45]),
+    "uwcse": ("advisedby", [35, 20, 9, 33, 16]),
+    "cora": ("samevenue", [368, 771, 581, 747, 550]),
+    "twitter": ("accounttype", [126, 156]),
+    "yeast": ("proteinclass", [87, 104, 92, 86]),
+    "nell_sports": ("teamplayssport", [397]),
+    "nell_finances": ("companyeconomicsector", [778]),
+}
+STORED_NEGATIVES = {
+    "imdb": [3308, 3423, 3543, 1891, 2071],
+    "uwcse": [1814, 341, 91, 1488, 345],
+    "cora": [688, 544, 2222, 1068, 500],
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_loader_counts_match_source(data_dir, domain):
+    target, positives = SOURCE_POSITIVES[domain]
+    data, y, info = load_domain(data_dir, domain, neg_ratio=2)
+    assert data.target == target and info["target_predicate"] == target
+    assert int(y.sum()) + info["duplicate_positives_removed"] == sum(positives)
+    if len(positives) > 1:
+        assert info["n_folds"] == len(positives)
+    else:
+        assert info["n_folds"] == 3  # one world split into folds
+    if domain in STORED_NEGATIVES:
+        per_fold = [int(np.sum((data.fold == k) & (y == 0))) for k in range(len(positives))]
+        assert sum(per_fold) + info["stored_negatives_removed"] == sum(STORED_NEGATIVES[domain])
+        if domain != "cora":  # Cora's files repeat atoms
+            assert per_fold == STORED_NEGATIVES[domain]
+        assert info["negatives"].startswith("stored")
+    else:
+        assert np.sum(y == 0) <= 2 * np.sum(y) + len(positives)
+        assert info["negatives"].startswith("closed-world")
+    leaks = {"twitter": ["typeaccount"], "yeast": ["classprotein"]}
+    leaks["nell_finances"] = ["economicsectorcompany"]
+    assert info["dropped_predicates"] == leaks.get(domain, [])
+    assert target not in data.facts
+
+
+@pytest.mark.realdata
+def test_relational_task_folds_and_errors(data_dir):
+    task = relational(
+        source="imdb", target="uwcse", data_dir=data_dir, test_fold=2, n_train_folds=1
+    )
+    assert set(task.test.X.fold) == {2} and set(task.target.X.fold) == {3}
+    assert task.info["train_folds"] == [3]
+    with pytest.raises(ConfigError, match="no domain 'webkb'"):
+        relational(source="webkb", target="uwcse", data_dir=data_dir)
+    with pytest.raises(IncompatibleTaskError):
+        relational(source="imdb", target="imdb", data_dir=data_dir)
+    with pytest.raises(ConfigError, match="no predicate 'nope'"):
+        relational(source="imdb", target="uwcse", target_predicate="nope", data_dir=data_dir)
+    with pytest.raises(ConfigError, match="test_fold"):
+        relational(source="imdb", target="twitter", test_fold=2, data_dir=data_dir)
+
+
+@pytest.mark.realdata
+def test_imdb_to_uwcse_transfer(data_dir):
+    task = relational(source="imdb", target="uwcse", data_dir=data_dir, test_fold=1)
+    method = PredicateMapping().fit(task.without_test())
+    assert method.mapping_["director"] == "professor"
+    assert method.mapping_["actor"] == "student"
+    assert _auc(method, task) > 0.9
