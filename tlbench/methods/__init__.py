@@ -2,5 +2,6 @@
 
 from . import (
     baseline,  # noqa: F401
+    feature,  # noqa: F401
     relational,  # noqa: F401
 )

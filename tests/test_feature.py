@@ -1,0 +1,254 @@
+"""Known answers for the shallow feature methods: TCA, JDA, CORAL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from tlbench.datasets.toy import toy_shift
+from tlbench.errors import ConfigError, DataError
+from tlbench.kernels import pairwise_kernel
+from tlbench.methods.baseline import SourceOnly
+from tlbench.methods.feature.coral import CORAL
+from tlbench.methods.feature.jda import JDA
+from tlbench.methods.feature.tca import TCA
+from tlbench.task import Domain, TransferTask
+
+
+def _task(n_source=60, n_target=50, d=4, shift=1.0, seed=0) -> TransferTask:
+    rng = np.random.default_rng(seed)
+    Xs = rng.normal(size=(n_source, d))
+    Xt = rng.normal(size=(n_target, d)) * 1.3 + shift
+    ys = rng.integers(0, 2, n_source)
+    yt = rng.integers(0, 2, n_target)
+    return TransferTask(
+        source=Domain(Xs, ys),
+        target=Domain(Xt),
+        test=Domain(Xt, yt),
+        kind="tabular",
+        num_classes=2,
+    )
+
+
+def _reference_embedding(X, ns, k, mu, kernel, **kw):
+    """Direct scipy solution of the published form: eig((K M K + mu I)^-1 K H K), M / ||M||_F."""
+    n = len(X)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    K = pairwise_kernel(X, kernel=kernel, **kw).numpy()
+    e = np.r_[np.full(ns, 1 / ns), np.full(n - ns, -1 / (n - ns))][:, None]
+    M = e @ e.T
+    M /= np.linalg.norm(M)
+    H = np.eye(n) - 1 / n
+    w, V = scipy.linalg.eig(K @ H @ K, K @ M @ K + mu * np.eye(n))
+    order = np.argsort(-w.real)[:k]
+    W = V[:, order].real
+    W /= np.linalg.norm(W, axis=0)  # unit-norm eigenvectors, as the reference scripts
+    return K @ W
+
+
+def _match_up_to_sign(A, B, atol):
+    signs = np.sign(np.sum(A * B, axis=0))
+    np.testing.assert_allclose(A, B * signs, atol=atol)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "n_source", "n_target", "d", "kw"),
+    [
+        ("linear", 30, 25, 4, {}),  # n > d: the exact reduction to a d x d problem
+        ("linear", 8, 6, 20, {}),  # n <= d: the n x n kernel path
+        ("rbf", 30, 25, 4, {"gamma": 0.7}),
+        ("polynomial", 30, 25, 4, {"gamma": 0.5, "degree": 2, "coef0": 1.0}),
+    ],
+)
+def test_tca_equals_direct_eigensolution(kernel, n_source, n_target, d, kw):
+    task = _task(n_source, n_target, d)
+    k = 3
+    tca = TCA(n_components=k, mu=0.5, kernel=kernel, normalize_output=False, **kw)
+    Zs, Zt = tca.fit(task.without_test()).fit_transform(task.without_test())
+    X = np.vstack([task.source.X, task.target.X])
+    ref = _reference_embedding(X, n_source, k, 0.5, kernel, **kw)
+    _match_up_to_sign(np.vstack([Zs, Zt]), ref, atol=1e-8 * np.abs(ref).max())
+    # transform (the transductive map) reproduces the embedding of the target samples
+    np.testing.assert_allclose(tca.transform(task.target.X), Zt, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "primal"])
+def test_lanczos_path_equals_dense_path(monkeypatch, kernel):
+    import tlbench.methods.feature.tca as tca_module
+
+    task = _task(60, 50, 50)  # n = 110 > d = 50: the feature path for linear
+    dense = TCA(n_components=3, kernel=kernel, gamma=0.1, normalize_output=False)
+    Zd = np.vstack(dense.fit(task).fit_transform(task))
+    monkeypatch.setattr(tca_module, "LANCZOS_MIN_R", 10)
+    lanczos = TCA(**dense.get_params())
+    Zl = np.vstack(lanczos.fit(task).fit_transform(task))
+    np.testing.assert_allclose(lanczos.eigenvalues_, dense.eigenvalues_, rtol=1e-10)
+    _match_up_to_sign(Zl, Zd, atol=1e-8 * np.abs(Zd).max())
+
+
+def test_nystrom_with_every_point_as_landmark_is_exact():
+    task = _task(40, 30, 3)
+    exact = TCA(n_components=4, kernel="rbf", gamma=0.5, normalize_output=False)
+    approx = exact.set_params(n_landmarks=70).__class__(
+        **{**exact.get_params(), "solver": "nystrom"}
+    )
+    Ze = np.vstack(exact.fit(task).fit_transform(task))
+    Zn = np.vstack(approx.fit(task).fit_transform(task))
+    assert approx.solver_ == "nystrom" and exact.solver_ == "kernel"
+    _match_up_to_sign(Zn, Ze, atol=1e-6)
+
+
+def test_tca_lowers_the_domain_mmd():
+    task = _task(150, 150, 5, shift=2.0)
+    for kernel in ("linear", "rbf"):
+        tca = TCA(n_components=2, kernel=kernel, normalize_input=False).fit(task)
+        d = tca.diagnostics_
+        assert d["mmd2_after"] < 0.5 * d["mmd2_before"], (kernel, d)
+
+
+def test_primal_tca_and_transform_shapes():
+    task = _task(50, 40, 6)
+    tca = TCA(n_components=3, kernel="primal").fit(task)
+    assert tca.components_.shape == (6, 3)
+    Z = tca.transform(task.test.X)
+    assert Z.shape == (40, 3) and np.allclose(np.linalg.norm(Z, axis=1), 1.0)
+    assert tca.predict(task.test.X).shape == (40,)
+
+
+def test_float32_and_component_clipping(caplog):
+    task = _task(50, 40, 3)
+    tca = TCA(n_components=10, dtype="float32").fit(task)  # 10 > d = 3: cut to 3, with a warning
+    assert tca.n_components_ == 3 and tca.components_.dtype == torch.float32
+    assert "exceeds" in caplog.text
+    assert tca.precision_ == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"n_components": 500}, ConfigError, "n_components"),
+        ({"n_components": 0}, ConfigError, "n_components"),
+        ({"mu": 0.0}, ConfigError, "mu"),
+        ({"mu": -1.0}, ConfigError, "mu"),
+        ({"kernel": "sigmoid"}, ConfigError, "kernel"),
+        ({"solver": "lanczos"}, ConfigError, "solver"),
+        ({"component_scaling": "l1"}, ConfigError, "component_scaling"),
+        ({"solver": "nystrom", "kernel": "rbf", "n_landmarks": 1}, ConfigError, "n_landmarks"),
+    ],
+)
+def test_bad_hyperparameters_fail_in_fit(params, error, match):
+    tca = TCA(**params)  # the constructor only stores
+    with pytest.raises(error, match=match):
+        tca.fit(_task())
+
+
+def test_bad_inputs():
+    task = _task()
+    tca = TCA(n_components=2).fit(task)
+    with pytest.raises(DataError, match="features"):
+        tca.transform(np.zeros((3, 7)))
+    with pytest.raises(ConfigError, match="n_iter"):
+        JDA(n_iter=0).fit(task)
+    with pytest.raises(ConfigError, match="regularization"):
+        CORAL(regularization=0).fit(task)
+    # all-zero samples are left at zero by the normalisation, never NaN
+    X = task.source.X.copy()
+    X[:3] = 0
+    zero = TransferTask(Domain(X, task.source.y), task.target, None, "tabular", 2)
+    Zs, _ = TCA(n_components=2).fit(zero).fit_transform(zero)
+    assert np.isfinite(Zs).all()
+
+
+def _accuracy(method, task) -> float:
+    method.fit(task.without_test())
+    return float(np.mean(method.predict(task.test.X) == task.test.y))
+
+
+def test_jda_and_tca_beat_source_only_on_a_shifted_task():
+    gains = []
+    for seed in range(4):  # averaged over seeds: single small tasks are noisy
+        task = toy_shift(
+            n_source=300,
+            n_target=300,
+            n_features=10,
+            n_classes=3,
+            shift="translation",
+            shift_size=2.0,
+            protocol="transductive",
+            seed=seed,
+        )
+        base = _accuracy(SourceOnly(estimator="knn1"), task)
+        jda = _accuracy(JDA(n_components=4, n_iter=5, random_state=0), task)
+        tca = _accuracy(TCA(n_components=4), task)
+        gains.append((jda - base, tca - base))
+    jda_gain, tca_gain = np.mean(gains, axis=0)
+    assert jda_gain > 0.05 and tca_gain > 0.05, gains
+
+
+def test_coral_beats_source_only_under_a_covariance_shift():
+    # the shift CORAL undoes: the target is the source seen through an anisotropic linear map
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 2.0, (3, 6))
+    ys, yt = rng.integers(0, 3, 300), rng.integers(0, 3, 300)
+    Xs = centers[ys] + rng.normal(size=(300, 6))
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    Xt = (centers[yt] + rng.normal(size=(300, 6))) @ (Q * [4.0, 3.0, 2.0, 0.5, 0.3, 0.2]) @ Q.T
+    Xs, Xt = Xs - Xs.mean(0), Xt - Xt.mean(0)
+    task = TransferTask(Domain(Xs, ys), Domain(Xt), Domain(Xt, yt), "tabular", 3)
+    base = _accuracy(SourceOnly(estimator="knn1"), task)
+    coral = _accuracy(CORAL(), task)
+    assert coral > base + 0.1, (coral, base)
+
+
+def test_jda_records_pseudo_label_history():
+    task = toy_shift(n_source=150, n_target=150, n_classes=3, shift="translation", seed=0)
+    jda = JDA(n_components=3, n_iter=4).fit(task.without_test())
+    assert len(jda.history_) == 3 and jda.pseudo_labels_.shape == (len(task.target),)
+    assert set(jda.diagnostics_) == {"mmd2_before", "mmd2_after"}
+
+
+def test_coral_matches_the_closed_form():
+    task = _task(80, 70, 3)
+    coral = CORAL(regularization=1.0).fit(task)
+    Xs, Xt = task.source.X, task.target.X
+    Cs = np.cov(Xs.T) + np.eye(3)
+    Ct = np.cov(Xt.T) + np.eye(3)
+    A = np.real(scipy.linalg.fractional_matrix_power(Cs, -0.5) @ scipy.linalg.sqrtm(Ct))
+    np.testing.assert_allclose(coral.mapping_, A, atol=1e-10)
+    aligned = Xs @ coral.mapping_
+    # the re-coloured source has the target's (regularised) covariance, up to the +I terms
+    np.testing.assert_allclose(np.cov(aligned.T) + A.T @ A, A.T @ Cs @ A, atol=1e-8)
+    np.testing.assert_array_equal(coral.transform(Xt), Xt)
+
+
+@pytest.mark.realdata
+def test_tca_reproduces_the_published_caltech_to_amazon(data_dir):
+    from tlbench.datasets.office_caltech import office_caltech_surf
+
+    task = office_caltech_surf(source="caltech", target="amazon", data_dir=data_dir)
+    acc = _accuracy(TCA(), task)
+    assert acc == pytest.approx(0.456, abs=0.002)  # benchmark collection: 45.6
+
+
+@pytest.mark.realdata
+def test_jda_reproduces_the_paper_on_usps_to_mnist(data_dir):
+    from tlbench.datasets.digits import mnist_usps
+
+    task = mnist_usps(source="usps", target="mnist", data_dir=data_dir)
+    acc = _accuracy(JDA(mu=0.1), task)
+    assert acc == pytest.approx(0.5965, abs=0.002)  # Long et al. 2013, Table 2: 59.65
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    task = _task(300, 250, 8)
+    for params in ({"kernel": "linear"}, {"kernel": "rbf", "gamma": 0.3}, {"kernel": "primal"}):
+        cpu = TCA(n_components=3, **params).fit(task)
+        gpu = TCA(n_components=3, device="cuda", **params).fit(task)
+        assert gpu.device_.startswith("cuda")
+        _match_up_to_sign(gpu.transform(task.test.X), cpu.transform(task.test.X), atol=1e-6)
+    cpu = CORAL().fit(task)
+    gpu = CORAL(device="cuda").fit(task)
+    np.testing.assert_allclose(gpu.mapping_, cpu.mapping_, atol=1e-8)
