@@ -148,6 +148,36 @@ class ShallowMixin:
         return est
 
 
+def source_and_labeled_target(
+    task: TransferTask, source_weight: np.ndarray | None = None
+) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """Stack the labeled source and the labeled target samples into one training set.
+
+    Parameters
+    ----------
+    task : TransferTask
+        The task; target samples without a label are left out.
+    source_weight : ndarray, optional
+        Weights of the source samples; labeled target samples then get weight 1.
+
+    Returns
+    -------
+    X, y, sample_weight
+        Features (dense or sparse, as given), labels and weights (``None`` when
+        ``source_weight`` is ``None``).
+    """
+    import scipy.sparse as sp
+
+    X, y, w = task.source.X, task.source.y, source_weight
+    labeled = task.target.labeled()
+    if len(labeled) == 0:
+        return X, y, w
+    stack = sp.vstack if sp.issparse(X) or sp.issparse(labeled.X) else np.vstack
+    if w is not None:
+        w = np.concatenate([w, np.ones(len(labeled))])
+    return stack([X, labeled.X]), np.concatenate([y, labeled.y]), w
+
+
 class ReweightingMethod(ShallowMixin, TransferMethod):
     """Helper for instance reweighting: the subclass writes :meth:`compute_weights`.
 
@@ -169,15 +199,7 @@ class ReweightingMethod(ShallowMixin, TransferMethod):
         if weights.shape != (len(task.source),):
             raise ValueError(f"compute_weights returned shape {weights.shape}")
         self.weights_ = weights
-        X, y, w = task.source.X, task.source.y, weights
-        labeled = task.target.labeled()
-        if len(labeled):
-            import scipy.sparse as sp
-
-            stack = sp.vstack if sp.issparse(X) else np.vstack
-            X = stack([X, labeled.X])
-            y = np.concatenate([y, labeled.y])
-            w = np.concatenate([w, np.ones(len(labeled))])
+        X, y, w = source_and_labeled_target(task, weights)
         self._fit_estimator(X, y, sample_weight=w)
         return self
 
