@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 import platform
 import random
 import subprocess
@@ -260,16 +261,23 @@ def run(
         log.info("skipped: %s", exc)
     except BaseException as exc:
         stack.close()
-        (output_dir / DONE_FILE).unlink(missing_ok=True)
         record["reason"] = f"{type(exc).__name__}: {exc}"
         record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        write_result(output_dir, record)
+        if _rank_zero():
+            (output_dir / DONE_FILE).unlink(missing_ok=True)
+            write_result(output_dir, record)
         raise
     stack.close()
     record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    record["result_path"] = str(write_result(output_dir, record))
-    write_json_atomic(output_dir / DONE_FILE, {"run_id": identity, "status": record["status"]})
+    if _rank_zero():  # under torchrun every rank runs this function; one writes
+        record["result_path"] = str(write_result(output_dir, record))
+        write_json_atomic(output_dir / DONE_FILE, {"run_id": identity, "status": record["status"]})
     return record
+
+
+def _rank_zero() -> bool:
+    """Whether this process writes records: always, except the non-zero ranks under torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _finished(output_dir: Path, identity: str) -> dict[str, Any] | None:

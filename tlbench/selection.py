@@ -174,10 +174,13 @@ def score_all(
         except AttributeError as exc:  # e.g. an estimator without probabilities
             info["entropy"] = str(exc)
     own = getattr(method, "selection_score_", None)
-    if own is not None:  # a method that selected its own checkpoint reports that score
+    if own is not None:
+        # a method that held data out itself (e.g. a deep method choosing its checkpoint)
+        # reports that score; no second training run
         scores[own["name"]] = float(own["score"])
+        for p in NEEDS_VALIDATION:
+            scores.setdefault(p, None)
         info["by_method"] = own["name"]
-    if all(p in scores for p in NEEDS_VALIDATION):
         return scores, info
     if task.kind == "relational":
         # a mapped relational model predicts target predicates: held-out source examples

@@ -1,0 +1,330 @@
+"""The deep-method helper: :class:`DeepMethod` and the network it trains, :class:`DeepNet`.
+
+A deep method is a backbone (:func:`tlbench.backbones.create_backbone`), an optional bottleneck
+(the adaptation layer of DDC, the 256-d bottleneck of DAN implementations) and a linear
+classifier, trained by :class:`tlbench.trainer.Trainer` on the labeled source (plus any labeled
+target samples) with an optional transfer loss on paired source/target batches. A subclass
+writes :meth:`DeepMethod.transfer_loss` and nothing else; ``source_only_deep`` writes none.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..task import UNLABELED, Domain, TransferTask
+from .base import TransferMethod, check_fitted
+
+try:  # Python >= 3.11
+    from typing import Self
+except ImportError:  # pragma: no cover
+    from typing_extensions import Self
+
+
+class DeepNet(nn.Module):
+    """Backbone -> bottleneck (Linear-ReLU-Dropout, optional) -> linear classifier.
+
+    ``forward_layers`` names every output: ``backbone`` (the backbone's features),
+    ``bottleneck`` (when present), ``features`` (what the classifier reads) and ``logits``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        bottleneck_dim: int = 256,
+        dropout: float = 0.0,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        if hasattr(backbone, "drop_head"):
+            backbone.drop_head()  # the classifier below replaces it
+        self.backbone = backbone
+        width = backbone.num_features
+        if bottleneck_dim:
+            self.bottleneck = nn.Sequential(
+                nn.Linear(width, bottleneck_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
+            )
+            width = bottleneck_dim
+        else:
+            self.bottleneck = None
+        self.num_features = width
+        self.classifier = nn.Linear(width, num_classes)
+
+    def _reshape(self, x: torch.Tensor) -> torch.Tensor:
+        # flat rows (e.g. the 256 pixels of the JDA digits) become images for a conv backbone
+        return x if self.input_shape is None else x.reshape(len(x), *self.input_shape)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Names ``forward_layers`` returns."""
+        mid = ("bottleneck",) if self.bottleneck is not None else ()
+        return ("backbone", *mid, "features", "logits")
+
+    def forward_layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every named output for the batch ``x``."""
+        out = {"backbone": self.backbone.forward_features(self._reshape(x))}
+        f = out["backbone"]
+        if self.bottleneck is not None:
+            f = out["bottleneck"] = self.bottleneck(f)
+        out["features"] = f
+        out["logits"] = self.classifier(f)
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input."""
+        f = self.backbone.forward_features(self._reshape(x))
+        return f if self.bottleneck is None else self.bottleneck(f)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        return self.forward_head(self.forward_features(x))
+
+
+def _concat_domains(a: Domain, b: Domain) -> Domain:
+    """Source plus the labeled target samples, as one labeled domain (weight 1 for the target)."""
+    if isinstance(a.X, np.ndarray) and isinstance(b.X, np.ndarray):
+        X = np.concatenate([a.X, b.X])
+    elif sp.issparse(a.X) and sp.issparse(b.X):
+        X = sp.vstack([a.X, b.X]).tocsr()
+    else:
+        X = torch.utils.data.ConcatDataset([a.X, b.X])
+    w = None
+    if a.weight is not None or b.weight is not None:
+        wa = np.ones(len(a)) if a.weight is None else np.asarray(a.weight, dtype=float)
+        wb = np.ones(len(b)) if b.weight is None else np.asarray(b.weight, dtype=float)
+        w = np.concatenate([wa, wb])
+    return Domain(X=X, y=np.concatenate([a.y, b.y]), weight=w, name=a.name)
+
+
+def _sample_shape(X: Any) -> tuple[int, ...]:
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        return tuple(X.shape[1:])
+    first = X[0]
+    first = first[0] if isinstance(first, tuple | list) else first
+    return tuple(torch.as_tensor(first).shape)
+
+
+class DeepMethod(TransferMethod):
+    """Base class of the deep methods: the subclass writes :meth:`transfer_loss` (optional).
+
+    Parameters
+    ----------
+    backbone : str, default="auto"
+        A :data:`tlbench.backbones.BACKBONES` name; ``auto``: ``mlp`` for tabular tasks,
+        ``small_cnn`` for images.
+    pretrained : bool, default=False
+        Start from pretrained backbone weights.
+    weights_path : str, optional
+        Where the pretrained weights are (file or folder); default: the torch hub cache.
+    bottleneck_dim : int, default=256
+        Width of the bottleneck between backbone and classifier (0: none).
+    dropout : float, default=0.0
+        Dropout after the bottleneck.
+    backbone_lr_mult : float, default=1.0
+        Learning-rate multiplier of the backbone (0.1 is usual for a pretrained one); 0 freezes it.
+    hidden : list of int, default=(256,)
+        Hidden widths of the ``mlp`` backbone.
+    input_shape : list of int, optional
+        Reshape each sample to this shape before the backbone, e.g. ``[1, 16, 16]`` to run
+        ``lenet`` on the 256 flat pixels of the JDA digits.
+    random_state : int, optional
+        Seed of the weight initialisation (the trainer's seed orders the batches).
+
+    Attributes
+    ----------
+    model_ : DeepNet
+        The trained network (on the trainer's device).
+    trainer_ : Trainer
+        The trainer that trained it (used by ``predict``).
+    history_ : dict of str to list of float
+        The training history.
+    classes_ : ndarray
+        ``0 .. num_classes - 1``.
+    device_, precision_ : str
+        Where and how it was trained (for the result record).
+    diagnostics_ : dict
+        Final losses, steps, and the source-target MMD² of ``features`` before and after.
+    """
+
+    family: ClassVar[str] = "feature"
+    supports: ClassVar[frozenset[str]] = frozenset({"tabular", "image"})
+    uses_target: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "auto",
+        pretrained: bool = False,
+        weights_path: str | None = None,
+        bottleneck_dim: int = 256,
+        dropout: float = 0.0,
+        backbone_lr_mult: float = 1.0,
+        hidden: tuple[int, ...] | list[int] = (256,),
+        input_shape: tuple[int, ...] | list[int] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.pretrained = pretrained
+        self.weights_path = weights_path
+        self.bottleneck_dim = bottleneck_dim
+        self.dropout = dropout
+        self.backbone_lr_mult = backbone_lr_mult
+        self.hidden = hidden
+        self.input_shape = input_shape
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------- hooks
+
+    def transfer_loss(self, source: Any, target: Any) -> Any:
+        """The transfer term added to the classification loss (``None``: none)."""
+        return None
+
+    def _check_params(self, model: DeepNet) -> None:
+        """Validate method-specific hyperparameters once the layer names are known."""
+
+    # ----------------------------------------------------------------- fit / predict
+
+    def build_model(self, task: TransferTask) -> DeepNet:
+        """The untrained network for ``task`` (seeded by ``random_state``)."""
+        from ..backbones import create_backbone
+
+        name = self.backbone
+        if name == "auto":
+            name = "mlp" if task.kind == "tabular" else "small_cnn"
+        kwargs = {"hidden": tuple(self.hidden)} if name == "mlp" else {}
+        shape = _sample_shape(task.source.X)
+        if self.input_shape is not None:
+            size = int(np.prod(self.input_shape))
+            if size != int(np.prod(shape)):
+                raise ConfigError(
+                    f"input_shape {list(self.input_shape)} holds {size} values; the samples "
+                    f"have shape {shape}"
+                )
+            shape = tuple(self.input_shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+            backbone = create_backbone(
+                name,
+                num_classes=task.num_classes,
+                in_shape=shape,
+                pretrained=self.pretrained,
+                weights_path=self.weights_path,
+                **kwargs,
+            )
+            return DeepNet(backbone, task.num_classes, int(self.bottleneck_dim), self.dropout,
+                           None if self.input_shape is None else shape)  # fmt: skip
+
+    def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
+        """Train the network on ``task`` with ``trainer``.
+
+        Parameters
+        ----------
+        task : TransferTask
+            Labeled source, target training data (its labeled samples join the source).
+        trainer : Trainer, optional
+            The configured trainer; ``None``: a quick CPU one (50 Adam steps, batch 32).
+
+        Returns
+        -------
+        self : DeepMethod
+        """
+        from ..kernels import mmd2_diagnostic
+        from ..trainer import Trainer
+
+        self.check_task(task)
+        if self.backbone_lr_mult < 0:
+            raise ConfigError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
+        if trainer is None:  # a quick CPU trainer (the runner passes the configured one)
+            seed = 0 if self.random_state is None else int(self.random_state)
+            trainer = Trainer(seed=seed, max_steps=50, progress_bar=False)
+        model = self.build_model(task)
+        self._check_params(model)
+        labeled = task.source
+        target_labeled = task.target.labeled()
+        if len(target_labeled):
+            labeled = _concat_domains(task.source, target_labeled)
+        unlabeled = task.target.unlabeled() if self.uses_target else None
+
+        groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult}]
+        groups.append({"params": [p for n, p in model.named_parameters()
+                                  if not n.startswith("backbone.")]})  # fmt: skip
+        if self.backbone_lr_mult == 0:  # frozen backbone
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+            groups = groups[1:]
+
+        src_sub, tgt_sub = _subsample(task.source, 500, 0), _subsample(task.target, 500, 1)
+        feats = trainer.forward_layers(model, src_sub.X, ["features"])["features"]
+        feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
+        mmd_before = mmd2_diagnostic(feats, feats_t)
+
+        extra = self.transfer_loss if self.uses_target else None
+        history = trainer.fit(model, labeled, unlabeled, extra_loss=extra, params=groups)
+
+        feats = trainer.forward_layers(model, src_sub.X, ["features"])["features"]
+        feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
+        self.model_ = model
+        self.trainer_ = trainer
+        self.history_ = history
+        self.classes_ = np.arange(task.num_classes)
+        self.device_ = str(trainer.device_)
+        self.precision_ = trainer.precision
+        diag: dict[str, Any] = {
+            "steps": int(trainer.max_steps),
+            "selected_step": trainer.selected_step_,
+            "mmd2_features_before": float(mmd_before),
+            "mmd2_features_after": float(mmd2_diagnostic(feats, feats_t)),
+        }
+        for key in ("loss", "cls_loss", "transfer_loss"):
+            if history.get(key):
+                diag[f"final_{key}"] = history[key][-1]
+        self.diagnostics_ = diag
+        # The trainer already held data out to choose a checkpoint: the runner reuses that
+        # score for model selection instead of training a second time.
+        self.selection_score_ = None
+        if trainer.selection != "last" and history.get("eval_score"):
+            name = {"source_val": "source_val", "target_entropy": "entropy"}[trainer.selection]
+            self.selection_score_ = {"name": name, "score": max(history["eval_score"])}
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of the logits (float64, rows sum to 1)."""
+        check_fitted(self, "model_")
+        logits = torch.from_numpy(self.trainer_.predict_logits(self.model_, X)).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class."""
+        check_fitted(self, "model_")
+        return self.trainer_.predict_logits(self.model_, X).argmax(axis=1)
+
+
+def _subsample(domain: Domain, n: int, seed: int) -> Domain:
+    if len(domain) <= n:
+        return domain
+    idx = np.sort(np.random.default_rng(seed).choice(len(domain), n, replace=False))
+    return domain.subset(idx)
+
+
+def check_layers(layers: list[str] | tuple[str, ...], model: DeepNet, what: str) -> None:
+    """Refuse a layer name the network does not have, naming the ones it has."""
+    unknown = [name for name in layers if name not in model.layer_names]
+    if not layers or unknown:
+        raise ConfigError(
+            f"{what}: unknown layer(s) {unknown or layers}; this network has "
+            f"{', '.join(model.layer_names)}"
+        )
+
+
+__all__ = ["UNLABELED", "DeepMethod", "DeepNet", "check_layers"]

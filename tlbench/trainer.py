@@ -1,0 +1,790 @@
+"""The one training loop of every deep method: devices, precision, data, schedules, checkpoints.
+
+A deep method builds a model (``forward_features`` + ``forward_head``, see
+:mod:`tlbench.backbones`) and calls :meth:`Trainer.fit` with the labeled domain, the unlabeled
+domain and an optional ``extra_loss(source: Batch, target: Batch) -> Tensor``. The trainer owns
+everything else:
+
+- the device (``auto|cpu|cuda|mps``; asking for an absent CUDA is an error) and precision
+  (``fp32|bf16|fp16`` through ``torch.autocast``; a gradient scaler for fp16 only), channels-last
+  and ``torch.compile`` as options, pinned memory / non-blocking copies / ``cudnn.benchmark``
+  on CUDA only;
+- paired, never-ending source and target batch streams whose order is a pure function of
+  ``(seed, domain, pass)``, so a resumed run sees exactly the batches an uninterrupted one sees;
+- training counted in steps, SGD/Adam/AdamW, ``constant | cosine | dan`` schedules (DAN's
+  annealing lr_p = lr0 (1 + alpha p)^-beta), per-parameter-group learning-rate multipliers;
+- the weighted cross-entropy with ``Domain.weight`` as ``sample_weight``;
+- a progress bar (only on a terminal), a history, evaluation every ``eval_every`` steps with a
+  selection rule that never reads target labels, atomic checkpoints and ``resume``;
+- DistributedDataParallel when launched by ``torchrun`` (``WORLD_SIZE > 1``): every rank takes
+  its slice of the same global batch; rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .errors import ConfigError, DataError, TlbenchError
+from .task import UNLABELED, Domain
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "dan")
+SELECTIONS = ("last", "source_val", "target_entropy")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(TlbenchError, FloatingPointError):
+    """The training loss became NaN or infinite; the message gives the step and batch stats."""
+
+
+@dataclass
+class Batch:
+    """What ``extra_loss`` sees of one domain's batch.
+
+    Attributes
+    ----------
+    features : Tensor
+        ``model.forward_features(x)`` (float32).
+    logits : Tensor
+        ``model.forward_head(features)`` (float32).
+    y : Tensor or None
+        Labels (``-1``: unlabeled), ``None`` for an unlabeled domain.
+    weight : Tensor or None
+        Per-sample weights from ``Domain.weight``.
+    layers : dict of str to Tensor
+        Every named layer output of a model with ``forward_layers`` (else features and logits).
+    step : int
+        The current step (0-based).
+    progress : float
+        ``step / max_steps`` in [0, 1], for annealed loss weights.
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+    y: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    layers: dict[str, torch.Tensor] = field(default_factory=dict)
+    step: int = 0
+    progress: float = 0.0
+
+
+# --------------------------------------------------------------------------- device helpers
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a device; an absent accelerator is an error."""
+    name = str(device)
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} was asked for but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+            "use hardware=cpu or trainer.device=auto"
+        )
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError("device 'mps' was asked for but is not available; use hardware=cpu")
+    return torch.device(name)
+
+
+def _check_precision(precision: str, device: torch.device) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"precision fp16 needs a CUDA device (got {device.type}); use fp32 or bf16 there"
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision bf16 is not supported by this GPU; use fp16 or fp32")
+    if precision == "bf16" and device.type == "mps":
+        raise ConfigError("precision bf16 is not supported on mps; use fp32")
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (1 process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    # write then rename: a run killed mid-write leaves the previous checkpoint intact
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class _DomainData:
+    """One domain as tensors (arrays) or a Dataset, served by index batches."""
+
+    def __init__(self, domain: Domain, *, with_labels: bool) -> None:
+        X = domain.X
+        self.n = len(domain)
+        self.dataset = None
+        if sp.issparse(X):
+            X = X.toarray()
+        if isinstance(X, np.ndarray):
+            self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        else:  # a torch Dataset yielding x or (x, y, ...)
+            self.X, self.dataset = None, X
+        y = domain.y if with_labels else None
+        self.y = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
+        w = domain.weight
+        self.w = None if w is None else torch.as_tensor(np.asarray(w), dtype=torch.float32)
+
+    def sample_x(self, index: torch.Tensor) -> torch.Tensor:
+        if self.X is not None:
+            return self.X[index]
+        items = [self.dataset[int(i)] for i in index]
+        xs = [it[0] if isinstance(it, tuple | list) else it for it in items]
+        return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in xs])
+
+
+class _IndexStream:
+    """Never-ending index batches of one domain; pass ``e`` is a permutation seeded by (seed, e).
+
+    ``state`` = (pass, batches consumed in that pass) is all a checkpoint needs to continue.
+    The global batch is drawn the same way on every rank; each rank keeps its slice.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world = rank, world
+        self.per_pass = n // batch_size  # drop_last: every batch has the full size
+        self.epoch, self.pos = 0, 0
+        self._perm = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=g)
+
+    def state(self) -> tuple[int, int]:
+        return self.epoch, self.pos
+
+    def load_state(self, state: tuple[int, int]) -> None:
+        self.epoch, self.pos = int(state[0]), int(state[1])
+        self._perm = self._permutation(self.epoch)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.pos >= self.per_pass:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._perm = self._permutation(self.epoch)
+        start = self.pos * self.batch_size
+        idx = self._perm[start : start + self.batch_size]
+        self.pos += 1
+        return idx[self.rank :: self.world]
+
+
+class _Loader:
+    """Batches (x, y, w) of one domain; a DataLoader with workers for Dataset domains."""
+
+    def __init__(self, data: _DomainData, stream: _IndexStream, trainer: Trainer) -> None:
+        self.data, self.stream, self.trainer = data, stream, trainer
+        self._it: Iterator | None = None
+
+    def _start(self) -> None:
+        if self.data.dataset is None or self.trainer.num_workers == 0:
+            self._it = None
+            return
+        # workers prefetch ahead of the stream; a restart (resume) rebuilds from stream.state
+        snap = _IndexStream(self.stream.n, self.stream.batch_size, self.stream.seed,
+                            self.stream.rank, self.stream.world)  # fmt: skip
+        snap.load_state(self.stream.state())
+        loader = torch.utils.data.DataLoader(
+            _IndexedDataset(self.data),
+            batch_sampler=_ListSampler(snap),
+            num_workers=self.trainer.num_workers,
+            pin_memory=self.trainer.device_.type == "cuda",
+            persistent_workers=False,
+        )
+        self._it = iter(loader)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if self._it is None and self.data.dataset is not None and self.trainer.num_workers:
+            self._start()
+        if self._it is not None:
+            x = next(self._it)
+            idx = next(self.stream)  # keep the consumed position for checkpoints
+        else:
+            idx = next(self.stream)
+            x = self.data.sample_x(idx)
+        y = None if self.data.y is None else self.data.y[idx]
+        w = None if self.data.w is None else self.data.w[idx]
+        return x, y, w
+
+
+class _IndexedDataset(torch.utils.data.Dataset):
+    def __init__(self, data: _DomainData) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return self.data.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.data.sample_x(torch.tensor([i]))[0]
+
+
+class _ListSampler:
+    def __init__(self, stream: _IndexStream) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for idx in self.stream:
+            yield idx.tolist()
+
+
+class _Staged(nn.Module):
+    """``forward(x)`` returns every named output, so DDP sees one ordinary forward per step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if hasattr(self.model, "forward_layers"):
+            return self.model.forward_layers(x)
+        f = self.model.forward_features(x)
+        return {"features": f, "logits": self.model.forward_head(f)}
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Train a model with ``forward_features``/``forward_head`` for a fixed number of steps.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda", "mps"} or "cuda:N", default="cpu"
+        Where to train; ``cuda`` without a GPU is a :class:`~tlbench.errors.ConfigError`.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Autocast dtype (fp16 on CUDA only, with a gradient scaler).
+    max_steps : int, default=100
+        Optimisation steps (one source and one target batch each).
+    batch_size : int, default=32
+        Global batch size per domain (split across DDP ranks).
+    optimizer : {"sgd", "adam", "adamw"}, default="adam"
+    lr : float, default=1e-3
+        Base learning rate lr0; parameter groups may carry an ``lr_mult``.
+    momentum, weight_decay, nesterov
+        Optimizer settings (momentum only for SGD).
+    schedule : {"constant", "cosine", "dan"}, default="constant"
+        ``dan``: lr_p = lr0 (1 + schedule_alpha p)^-schedule_beta with p = step / max_steps
+        (Long et al., ICML 2015; alpha=10, beta=0.75). ``cosine``: half-cosine to 0.
+    schedule_alpha, schedule_beta : float
+        The annealing's alpha and beta.
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    num_workers : int, default=0
+        DataLoader workers for Dataset domains (array domains are indexed in memory).
+    channels_last, compile : bool
+        Channels-last memory format for 4-D inputs; ``torch.compile`` the model.
+    deterministic : bool, default=False
+        ``torch.use_deterministic_algorithms`` and no ``cudnn.benchmark``: with it, a resumed
+        CPU run ends with the same weights as an uninterrupted one.
+    seed : int, default=0
+        Seed of the batch order and of the model's random layers (dropout).
+    log_every : int, default=50
+        Steps between history entries (averages over the window) and log lines.
+    eval_every : int, default=0
+        Steps between evaluations for ``selection`` (0: only at the end).
+    selection : {"last", "source_val", "target_entropy"}, default="last"
+        Which checkpoint to keep, without target labels: the last one; the best accuracy on a
+        held-out part of the labeled data (``val_fraction``); or the lowest mean prediction
+        entropy on the unlabeled target.
+    val_fraction : float, default=0.1
+        Part of the labeled data held out for ``source_val``.
+    checkpoint_every : int, default=0
+        Steps between atomic checkpoints under ``output_dir/checkpoints`` (0: none).
+    resume : bool, default=False
+        Continue from ``output_dir/checkpoints/last.pt`` when it exists.
+    progress_bar : bool, default=True
+        Show a tqdm bar (only when stderr is a terminal).
+    output_dir : str, optional
+        The run folder (the runner passes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        max_steps: int = 100,
+        batch_size: int = 32,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        schedule: str = "constant",
+        schedule_alpha: float = 10.0,
+        schedule_beta: float = 0.75,
+        grad_clip: float | None = None,
+        num_workers: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
+        deterministic: bool = False,
+        seed: int = 0,
+        log_every: int = 50,
+        eval_every: int = 0,
+        selection: str = "last",
+        val_fraction: float = 0.1,
+        checkpoint_every: int = 0,
+        resume: bool = False,
+        progress_bar: bool = True,
+        output_dir: str | None = None,
+    ) -> None:
+        self.device = device
+        self.precision = precision
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.nesterov = nesterov
+        self.schedule = schedule
+        self.schedule_alpha = schedule_alpha
+        self.schedule_beta = schedule_beta
+        self.grad_clip = grad_clip
+        self.num_workers = num_workers
+        self.channels_last = channels_last
+        self.compile = compile
+        self.deterministic = deterministic
+        self.seed = seed
+        self.log_every = log_every
+        self.eval_every = eval_every
+        self.selection = selection
+        self.val_fraction = val_fraction
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.progress_bar = progress_bar
+        self.output_dir = output_dir
+
+    def __repr__(self) -> str:
+        keys = ("device", "precision", "max_steps", "batch_size", "optimizer", "lr", "schedule")
+        return f"Trainer({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+
+    # ----------------------------------------------------------------- setup
+
+    def _validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"unknown selection {self.selection!r}; choose one of {SELECTIONS}")
+        if int(self.max_steps) < 1 or int(self.batch_size) < 1:
+            raise ConfigError("trainer.max_steps and trainer.batch_size must be >= 1")
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise ConfigError("trainer.val_fraction must be in (0, 1)")
+        self.device_ = resolve_device(self.device)
+        _check_precision(self.precision, self.device_)
+        self.rank_, self.world_, local = _dist_info()
+        if self.world_ > 1 and self.device_.type == "cuda":
+            self.device_ = torch.device("cuda", local)
+        if self.batch_size % self.world_:
+            raise ConfigError(
+                f"trainer.batch_size={self.batch_size} is not divisible by the {self.world_} "
+                "DDP processes"
+            )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of the configured precision (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_.type, dtype=_DTYPES[self.precision])
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device_, non_blocking=self.device_.type == "cuda")
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _lr_lambda(self, step: int) -> float:
+        p = min(step / self.max_steps, 1.0)
+        if self.schedule == "dan":
+            return (1.0 + self.schedule_alpha * p) ** (-self.schedule_beta)
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * p))
+        return 1.0
+
+    def _make_optimizer(self, model: nn.Module, params: Any) -> torch.optim.Optimizer:
+        if params is None:
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        else:
+            groups = [dict(g) if isinstance(g, dict) else {"params": [g]} for g in params]
+            if groups and not isinstance(params[0], dict):  # a flat list of tensors
+                groups = [{"params": list(params)}]
+        for g in groups:  # per-group learning rates as multipliers of lr0
+            g["lr"] = self.lr * float(g.pop("lr_mult", 1.0))
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(
+                groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                nesterov=self.nesterov,
+            )  # fmt: skip
+        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        return cls(groups, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _checkpoint_path(self) -> Path | None:
+        return (
+            None if self.output_dir is None else Path(self.output_dir) / "checkpoints" / "last.pt"
+        )
+
+    # ----------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        model: nn.Module,
+        labeled: Domain,
+        unlabeled: Domain | None = None,
+        *,
+        extra_loss: Callable[[Batch, Batch], Any] | None = None,
+        params: Iterable | None = None,
+    ) -> dict[str, list[float]]:
+        """Train ``model`` in place; return the history.
+
+        Parameters
+        ----------
+        model : nn.Module
+            Has ``forward_features`` and ``forward_head`` (optionally ``forward_layers``).
+        labeled : Domain
+            Labeled training data (samples labeled ``-1`` are ignored by the classification loss).
+        unlabeled : Domain, optional
+            Unlabeled data (the target) drawn in pairs with ``labeled``; needed by ``extra_loss``.
+        extra_loss : callable, optional
+            ``extra_loss(source, target) -> Tensor`` or ``(Tensor, dict of floats to log)``,
+            added to the classification loss.
+        params : iterable, optional
+            Parameters or parameter groups (dicts, with an optional ``lr_mult``); default: all
+            trainable parameters.
+
+        Returns
+        -------
+        history : dict of str to list of float
+            ``step``, ``loss``, ``cls_loss``, ``transfer_loss``, ``lr`` and any logged values
+            every ``log_every`` steps; ``eval_step`` / ``eval_score`` for the selection.
+        """
+        self._validate()
+        if extra_loss is not None and unlabeled is None:
+            raise ConfigError("an extra (transfer) loss needs an unlabeled domain")
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device_.type == "cuda":
+            torch.backends.cudnn.benchmark = not self.deterministic
+            torch.backends.cudnn.deterministic = self.deterministic
+
+        labeled, val = self._split_validation(labeled)
+        self._check_sizes(labeled, unlabeled)
+        src = _DomainData(labeled, with_labels=True)
+        tgt = None if unlabeled is None else _DomainData(unlabeled, with_labels=False)
+        src_stream = _IndexStream(
+            src.n, self.batch_size, self.seed * 2 + 1, self.rank_, self.world_
+        )
+        tgt_stream = (
+            None
+            if tgt is None
+            else _IndexStream(tgt.n, self.batch_size, self.seed * 2 + 2, self.rank_, self.world_)
+        )
+        src_loader = _Loader(src, src_stream, self)
+        tgt_loader = None if tgt is None else _Loader(tgt, tgt_stream, self)
+
+        model.to(self.device_)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        optimizer = self._make_optimizer(model, params)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda)
+        scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        history: dict[str, list[float]] = {}
+        state = {"step": 0, "best_score": None, "best_step": None, "best_state": None}
+
+        ckpt_path = self._checkpoint_path()
+        if self.resume and ckpt_path is not None and ckpt_path.exists():
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            scheduler.load_state_dict(ck["scheduler"])
+            if scaler is not None and ck.get("scaler"):
+                scaler.load_state_dict(ck["scaler"])
+            src_stream.load_state(ck["src_stream"])
+            if tgt_stream is not None and ck.get("tgt_stream"):
+                tgt_stream.load_state(ck["tgt_stream"])
+            torch.set_rng_state(ck["rng_cpu"])
+            if self.device_.type == "cuda" and ck.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng_cuda"])
+            history = ck["history"]
+            state.update({k: ck[k] for k in ("step", "best_score", "best_step", "best_state")})
+            log.info("resumed from %s at step %d", ckpt_path, state["step"])
+        elif state["step"] == 0:
+            torch.manual_seed(self.seed)  # dropout and other random layers
+
+        staged: nn.Module = _Staged(model)
+        if self.world_ > 1:
+            staged = self._wrap_ddp(staged)
+        if self.compile:
+            staged = torch.compile(staged)
+
+        bar = self._progress(state["step"])
+        window: dict[str, list[float]] = {}
+        model.train()
+        step = state["step"]
+        while step < self.max_steps:
+            progress = step / self.max_steps
+            xs, ys, ws = src_loader.next()
+            xs, ys = self._to_device(xs), ys.to(self.device_)
+            ws = None if ws is None else ws.to(self.device_)
+            if tgt_loader is not None:
+                xt, _, wt = tgt_loader.next()
+                xt = self._to_device(xt)
+                x = torch.cat([xs, xt])
+            else:
+                x = xs
+            with self.autocast():
+                out = staged(x)
+            # losses in float32, outside autocast: the MMD kernels need the precision
+            out = {k: v.float() for k, v in out.items()}
+            n = len(xs)
+            s_layers = {k: v[:n] for k, v in out.items()}
+            source = Batch(s_layers["features"], s_layers["logits"], ys, ws, s_layers, step,
+                           progress)  # fmt: skip
+            cls_loss = _weighted_ce(source.logits, ys, ws)
+            logs = {"cls_loss": float(cls_loss.detach())}
+            loss = cls_loss
+            if extra_loss is not None:
+                t_layers = {k: v[n:] for k, v in out.items()}
+                target = Batch(t_layers["features"], t_layers["logits"], None, None, t_layers,
+                               step, progress)  # fmt: skip
+                extra = extra_loss(source, target)
+                if isinstance(extra, tuple):
+                    extra, more = extra
+                    logs.update({k: float(v) for k, v in more.items()})
+                loss = loss + extra
+                logs["transfer_loss"] = float(extra.detach())
+            if not torch.isfinite(loss):
+                raise self._non_finite(step, loss, logs, xs)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if self.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if self.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+                optimizer.step()
+            logs["loss"] = float(loss.detach())
+            logs["lr"] = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            step += 1
+            for k, v in logs.items():
+                window.setdefault(k, []).append(v)
+            if step % max(int(self.log_every), 1) == 0 or step == self.max_steps:
+                self._log(history, window, step)
+                window = {}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}")
+            if (self.eval_every and step % self.eval_every == 0) or step == self.max_steps:
+                self._evaluate(model, val, unlabeled, step, history, state)
+            state["step"] = step
+            if self.checkpoint_every and step % self.checkpoint_every == 0:
+                self._save(ckpt_path, model, optimizer, scheduler, scaler, src_stream,
+                           tgt_stream, history, state)  # fmt: skip
+        if bar is not None:
+            bar.close()
+        if self.selection != "last" and state["best_state"] is not None:
+            model.load_state_dict(state["best_state"])
+        if self.checkpoint_every and ckpt_path is not None and self.rank_ == 0:
+            # the selected weights beside the record, for reuse without retraining
+            _atomic_save({"model": model.state_dict(), "step": state["best_step"] or step},
+                         ckpt_path.with_name("selected.pt"))  # fmt: skip
+        model.eval()
+        if self.deterministic and not was_deterministic:  # leave the global switch as found
+            torch.use_deterministic_algorithms(False)
+        self.history_ = history
+        self.selected_step_ = state["best_step"] if self.selection != "last" else step
+        return history
+
+    # ----------------------------------------------------------------- helpers
+
+    def _split_validation(self, labeled: Domain) -> tuple[Domain, Domain | None]:
+        if self.selection != "source_val":
+            return labeled, None
+        rng = np.random.default_rng(self.seed)
+        idx = rng.permutation(len(labeled))
+        n_val = max(1, int(round(self.val_fraction * len(labeled))))
+        return labeled.subset(np.sort(idx[n_val:])), labeled.subset(np.sort(idx[:n_val]))
+
+    def _check_sizes(self, labeled: Domain, unlabeled: Domain | None) -> None:
+        for role, dom in (("labeled", labeled), ("unlabeled", unlabeled)):
+            if dom is not None and len(dom) < self.batch_size:
+                raise DataError(
+                    f"trainer.batch_size={self.batch_size} is larger than the {role} domain "
+                    f"{dom.name!r} ({len(dom)} samples); lower trainer.batch_size"
+                )
+
+    def _wrap_ddp(self, staged: nn.Module) -> nn.Module:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if self.device_.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+        ids = [self.device_.index] if self.device_.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(staged, device_ids=ids)
+
+    def _progress(self, start: int) -> Any:
+        if not self.progress_bar or self.rank_ != 0 or not sys.stderr.isatty():
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.max_steps, initial=start, desc="train", leave=False)
+
+    def _log(self, history: dict, window: dict, step: int) -> None:
+        history.setdefault("step", []).append(step)
+        for k, v in window.items():
+            history.setdefault(k, []).append(float(np.mean(v)))
+        if self.rank_ == 0:
+            parts = " ".join(f"{k}={history[k][-1]:.4g}" for k in sorted(window))
+            log.info("step %d/%d %s", step, self.max_steps, parts)
+
+    def _evaluate(self, model, val, unlabeled, step, history, state) -> None:
+        if self.selection == "last":
+            return
+        if self.selection == "source_val":
+            pred = self.predict_logits(model, val.X).argmax(1)
+            mask = val.y != UNLABELED
+            score = float(np.mean(pred[mask] == val.y[mask]))
+        else:  # lower entropy is better: negate so that larger is better
+            proba = torch.softmax(torch.from_numpy(self.predict_logits(model, unlabeled.X)), 1)
+            score = -float(-(proba * torch.log(proba.clamp_min(1e-12))).sum(1).mean())
+        model.train()
+        history.setdefault("eval_step", []).append(step)
+        history.setdefault("eval_score", []).append(score)
+        if state["best_score"] is None or score > state["best_score"]:
+            state["best_score"], state["best_step"] = score, step
+            state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def _save(self, path, model, optimizer, scheduler, scaler, src_stream, tgt_stream,
+              history, state) -> None:  # fmt: skip
+        if path is None or self.rank_ != 0:
+            return
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": None if scaler is None else scaler.state_dict(),
+                "src_stream": src_stream.state(),
+                "tgt_stream": None if tgt_stream is None else tgt_stream.state(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state() if self.device_.type == "cuda" else None,
+                "history": history,
+                **state,
+            },
+            path,
+        )
+
+    def _non_finite(self, step, loss, logs, xs) -> NonFiniteLossError:
+        x = xs.detach().float()
+        finite = torch.isfinite(x)
+        stats = (
+            f"input mean {x[finite].mean():.4g}, std {x[finite].std():.4g}, "
+            f"min {x[finite].min():.4g}, max {x[finite].max():.4g}, "
+            f"{int((~finite).sum())} non-finite values"
+            if finite.any()
+            else "every input value is non-finite"
+        )
+        parts = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
+        path = self._checkpoint_path()
+        kept = (
+            f"; the last good checkpoint is {path}"
+            if path is not None and path.exists()
+            else "; no checkpoint was written"
+        )
+        return NonFiniteLossError(
+            f"non-finite training loss ({float(loss.detach())}) at step {step}: {parts}; "
+            f"last batch: {stats}. Lower trainer.lr, the transfer weight, or check the inputs{kept}"
+        )
+
+    # ----------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def predict_logits(self, model: nn.Module, X: Any, batch_size: int = 256) -> np.ndarray:
+        """Logits of ``model`` on ``X`` (array, sparse matrix or Dataset), in eval mode."""
+        return self.forward_layers(model, X, ("logits",), batch_size)["logits"]
+
+    @torch.no_grad()
+    def forward_layers(
+        self, model: nn.Module, X: Any, names: Iterable[str], batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
+        """Named outputs (``features``, ``logits``, ...) of ``model`` on ``X`` (float32 arrays)."""
+        if not hasattr(self, "device_"):
+            self._validate()
+        names = list(names)
+        was_training = model.training
+        model.eval()
+        data = _DomainData(Domain(X), with_labels=False)
+        staged = _Staged(model)
+        out: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        for start in range(0, data.n, batch_size):
+            idx = torch.arange(start, min(start + batch_size, data.n))
+            x = self._to_device(data.sample_x(idx))
+            with self.autocast():
+                res = staged(x)
+            for k in names:
+                if k not in res:
+                    raise ConfigError(f"the model has no layer {k!r}; it has {sorted(res)}")
+                out[k].append(res[k].float().cpu().numpy())
+        model.train(was_training)
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _weighted_ce(
+    logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy averaged over the batch, each sample scaled by its ``sample_weight``.
+
+    Dividing by the batch size (not the weight sum) keeps the loss a plain mean over samples,
+    so DDP's gradient averaging over equal rank slices equals the one-process gradient.
+    Unlabeled samples (``-1``) contribute 0.
+    """
+    mask = y != UNLABELED
+    ce = nn.functional.cross_entropy(logits, y.clamp_min(0), reduction="none") * mask
+    if weight is not None:
+        ce = ce * weight
+    return ce.sum() / len(y)
