@@ -169,7 +169,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         Trainer(**opts, output_dir=str(tmp_path / "b")).fit(
             _net(dropout=0.3), Domain(X, y), Domain(Xt), extra_loss=dies
         )
-    ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     assert ck["step"] == 10
     resumed = _net(dropout=0.3, seed=123)  # different init: the checkpoint must overwrite it
     Trainer(**opts, output_dir=str(tmp_path / "b"), resume=True).fit(

@@ -532,7 +532,7 @@ class Trainer:
 
         ckpt_path = self._checkpoint_path()
         if self.resume and ckpt_path is not None and ckpt_path.exists():
-            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             model.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optimizer"])
             scheduler.load_state_dict(ck["scheduler"])

@@ -33,3 +33,4 @@ class SourceOnlyDeep(DeepMethod):
 
     family: ClassVar[str] = "baseline"
     uses_target: ClassVar[bool] = False
+    paper: ClassVar[str] = "no adaptation: the deep network of DDC/DAN without a transfer loss"

@@ -337,7 +337,7 @@ class RelationalScratch(RelationalClassifierMixin, TransferMethod):
     family: ClassVar[str] = "relational"
     supports: ClassVar[frozenset[str]] = frozenset({"relational"})
     needs_target_labels: ClassVar[bool] = True
-    paper: ClassVar[str] = ""
+    paper: ClassVar[str] = "no transfer: weighted first-order clauses learned on the target alone"
 
     def __init__(
         self,
