@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ def plugin_site(tmp_path_factory) -> Path:
     """The example plugin installed (with its entry points) into a private folder."""
     site = tmp_path_factory.mktemp("site")
     build = tmp_path_factory.mktemp("build")
+    source = build / "plugin_example"
+    shutil.copytree(PLUGIN, source)  # setuptools builds in the source folder: not in the repo
     proc = subprocess.run(
         [
             sys.executable,
@@ -30,7 +33,7 @@ def plugin_site(tmp_path_factory) -> Path:
             "--quiet",
             "--target",
             str(site),
-            str(PLUGIN),
+            str(source),
         ],
         capture_output=True,
         text=True,
