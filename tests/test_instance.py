@@ -14,7 +14,13 @@ from tlbench.datasets.toy import toy_shift
 from tlbench.errors import ConfigError, IncompatibleTaskError
 from tlbench.kernels import pairwise_kernel
 from tlbench.methods.baseline import SourceAndTarget, SourceOnly
-from tlbench.methods.instance.kmm import KMM, project_box_slab, solve_kmm_qp
+from tlbench.methods.instance.kmm import (
+    KMM,
+    KernelRows,
+    kmm_inputs,
+    project_box_slab,
+    solve_kmm_qp,
+)
 from tlbench.methods.instance.tradaboost import TrAdaBoost
 from tlbench.task import Domain, TransferTask
 
@@ -90,6 +96,30 @@ def test_projection_is_exact():
             mid = (a + z) / 2
             a, z = (mid, z) if float((v - mid).clamp(0, B).sum()) > target else (a, mid)
         np.testing.assert_allclose(b.numpy(), (v - a).clamp(0, B).numpy(), atol=1e-9)
+
+
+def test_rows_on_demand_match_the_dense_matrix():
+    # the solver reads K through rows computed on demand; the optimum must not depend on
+    # that, nor on the switch to the whole matrix when too many rows are needed
+    rng = np.random.default_rng(7)
+    Xs = torch.as_tensor(rng.normal(size=(300, 10)))
+    Xt = torch.as_tensor(rng.normal(0.5, 0.8, size=(300, 10)))
+    rows, kappa = kmm_inputs(Xs, Xt, gamma=0.1, block_size=37)
+    rows._max_cached = 300  # never the whole matrix
+    K = pairwise_kernel(Xs, gamma=0.1)
+    np.testing.assert_allclose(kappa.numpy(), pairwise_kernel(Xs, Xt, gamma=0.1).sum(1).numpy())
+    lo, hi = 300 * (1 - 0.9), 300 * (1 + 0.9)
+    dense, info = solve_kmm_qp(K, kappa, upper=1000.0, lower_sum=lo, upper_sum=hi, tol=1e-9)
+    lazy, info_lazy = solve_kmm_qp(rows, kappa, upper=1000.0, lower_sum=lo, upper_sum=hi, tol=1e-9)
+    assert info["converged"] and info_lazy["converged"] and info_lazy["iterations"] == 0
+    assert info_lazy["kernel_rows"] < 300  # a sparse optimum: not every row was needed
+    few = KernelRows.from_data(Xs, gamma=0.1)
+    few._max_cached = 20  # force the whole matrix
+    full, info_full = solve_kmm_qp(few, kappa, upper=1000.0, lower_sum=lo, upper_sum=hi, tol=1e-9)
+    for other in (info_lazy, info_full):
+        assert abs(other["objective"] - info["objective"]) <= 1e-10 * abs(info["objective"])
+    np.testing.assert_allclose(lazy.numpy(), dense.numpy(), atol=1e-6)
+    np.testing.assert_allclose(full.numpy(), dense.numpy(), atol=1e-6)
 
 
 def _cloud_task():
