@@ -1,1 +1,0 @@
-"""Example plugin: a majority-class baseline and an XOR toy dataset."""
