@@ -93,7 +93,9 @@ def as_protocol(records: Iterable[dict[str, Any]], protocol: str | None) -> list
     return out
 
 
-def select(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def select(
+    records: Iterable[dict[str, Any]], strict: bool = True
+) -> tuple[list[dict[str, Any]], int]:
     """Keep, per (dataset, protocol, selection, label, task, seed), the best-scored ``ok`` run.
 
     Returns
@@ -102,6 +104,9 @@ def select(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
         One record per group.
     n_alternatives : int
         How many runs were set aside in favour of a better-scored one.
+
+    Alternatives that lack a score are an error when ``strict``; otherwise (a protocol chosen
+    after the fact, which may not score every method) the group is left out of that table.
     """
     records = [r for r in records if r.get("status") == "ok"]
     label_tasks(records)
@@ -120,6 +125,9 @@ def select(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     for key, recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         if len(recs) > 1:
             scored = [r for r in recs if r.get("selection_score") is not None]
+            if len(scored) < len(recs) and not strict:
+                dropped += len(recs)
+                continue
             if len(scored) < len(recs):
                 raise ReportError(
                     f"{len(recs)} runs of {key[3]!r} on {key[0]} {key[4]} seed {key[5]} "
@@ -467,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
-        chosen, dropped = select(as_protocol(records, args.selection))
+        chosen, dropped = select(
+            as_protocol(records, args.selection), strict=args.selection is None
+        )
     except ReportError as exc:
         print(f"tlbench.report: error: {exc}", file=sys.stderr)
         return 2
@@ -480,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if dropped:
         print(
-            f"\n{dropped} run(s) set aside by model selection (a better-scored configuration won)."
+            f"\n{dropped} run(s) set aside by model selection (a better-scored configuration "
+            "won, or the protocol could not score the alternatives)."
         )
     other = [r for r in records if r.get("status") != "ok"]
     if other:
