@@ -112,3 +112,19 @@ def test_unsupported_kind_is_refused(name):
         dataset, options = TOY[kind][0]
         with pytest.raises(IncompatibleTaskError, match="supports"):
             _method(name).fit(_task(dataset, options).without_test())
+
+
+@pytest.mark.parametrize("name", [e.name for e in METHODS if "tabular" in e.obj.supports])
+def test_sparse_tabular_input(name):
+    import scipy.sparse as sp
+
+    task = _task("toy_shift", {"n_source": 80, "n_target": 80, "target_labeled": 3})
+
+    def sparse(dom):
+        return replace(dom, X=sp.csr_matrix(dom.X))
+
+    task = replace(
+        task, source=sparse(task.source), target=sparse(task.target), test=sparse(task.test)
+    )
+    pred = _method(name).fit(task.without_test()).predict(task.test.X)
+    assert pred.shape == (len(task.test),)

@@ -120,7 +120,7 @@ class CORAL(MappingMethod):
         dt = torch.float64 if self.dtype == "float64" else torch.float32
         Xs = as_tensor(task.source.X, dtype=dt, device=self.device_)
         Xt = as_tensor(task.target.X, dtype=dt, device=self.device_)
-        if len(Xs) < 2 or len(Xt) < 2:
+        if Xs.shape[0] < 2 or Xt.shape[0] < 2:
             raise DataError("CORAL needs at least two samples per domain for a covariance")
         A = coral_map(Xs, Xt, float(self.regularization))
         self.n_features_in_ = Xs.shape[1]

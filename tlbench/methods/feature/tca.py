@@ -293,7 +293,7 @@ class SubspaceMapping(MappingMethod):
 
     def _setup(self, task: TransferTask) -> torch.Tensor:
         Xs, Xt = task.source.X, task.target.X
-        check_common(self, len(Xs) + len(Xt))
+        check_common(self, Xs.shape[0] + Xt.shape[0])
         dt = torch.float64 if self.dtype == "float64" else torch.float32
         X = torch.cat([as_tensor(A, dtype=dt, device=self.device_) for A in (Xs, Xt)])
         self.n_features_in_ = X.shape[1]
