@@ -85,3 +85,10 @@ def test_compose_every_experiment(name):
     cfg = _compose(f"experiment={name}")
     assert METHODS.find(cfg.method._target_) is not None
     assert DATASETS.find(cfg.dataset._target_) is not None
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "hardware").glob("*.yaml")))
+def test_compose_every_hardware_preset(name):
+    cfg = _compose(f"hardware={name}")
+    assert cfg.hardware.device in {"auto", "cpu", "cuda", "mps", "cuda:free"}
+    assert cfg.trainer.precision in {"fp32", "bf16", "fp16"}
