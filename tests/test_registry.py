@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 
 from tlbench import ConfigError, available_datasets, available_methods
@@ -60,7 +58,6 @@ def test_find_by_target_path():
 
 def test_entry_points_are_loaded(monkeypatch):
     reg = Registry("method", "tlbench.methods", "tlbench.errors")
-    module = types.ModuleType("fake_plugin")
 
     class Plugin:
         family = "baseline"
@@ -84,4 +81,3 @@ def test_entry_points_are_loaded(monkeypatch):
     monkeypatch.setattr("tlbench.registry.entry_points", lambda group: [EP(), Broken()])
     assert reg.names() == ["fake"]  # a broken plugin is logged and skipped
     assert reg.get("fake") is Plugin
-    del module

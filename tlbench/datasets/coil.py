@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..registry import register_dataset
 from ..task import TransferTask
-from .common import check_domains, data_file, load_mat_domain, make_task
+from .common import mat_pair_task
 
 FOLDER = "coil20_jda"
 FILES = {"coil1": "COIL1.mat", "coil2": "COIL2.mat"}
@@ -66,22 +66,19 @@ def coil20(
     Distribution Adaptation. ICCV 2013. S. A. Nene, S. K. Nayar, H. Murase. Columbia Object
     Image Library (COIL-20). Technical Report CUCS-005-96, 1996.
     """
-    check_domains("coil20", source, target, tuple(FILES))
-    domains = {}
-    for name in (source, target):
-        path = data_file(data_dir, FOLDER, FILES[name])
-        X, y = load_mat_domain(
-            path, "fts", "labels", n_features=N_FEATURES, num_classes=NUM_CLASSES
-        )
-        domains[name] = (X, y, name)
-    return make_task(
-        source=domains[source],
-        target=domains[target],
+    return mat_pair_task(
+        "coil20",
+        FOLDER,
+        FILES,
+        x_key="fts",
+        n_features=N_FEATURES,
         num_classes=NUM_CLASSES,
-        preprocess_name=preprocess,
+        source=source,
+        target=target,
+        data_dir=data_dir,
+        preprocess=preprocess,
         protocol=protocol,
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
-        info={"files": [f"{FOLDER}/{FILES[source]}", f"{FOLDER}/{FILES[target]}"]},
     )

@@ -119,6 +119,49 @@ def load_mat_domain(
     return X, y
 
 
+def mat_pair_task(
+    dataset: str,
+    folder: str,
+    files: dict[str, str],
+    *,
+    x_key: str,
+    n_features: int,
+    num_classes: int,
+    source: str,
+    target: str,
+    data_dir: str | Path,
+    preprocess: str,
+    protocol: str,
+    test_size: float,
+    target_labeled: int | float | str | None,
+    seed: int,
+) -> TransferTask:
+    """The task of two domains stored as one ``.mat`` file each (features ``x_key``, ``labels``).
+
+    Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names,
+    reads and checks both files, then :func:`make_task` with the adapter's options.
+    """
+    check_domains(dataset, source, target, tuple(files))
+    domains = {}
+    for name in (source, target):
+        path = data_file(data_dir, folder, files[name])
+        X, y = load_mat_domain(
+            path, x_key, "labels", n_features=n_features, num_classes=num_classes
+        )
+        domains[name] = (X, y, name)
+    return make_task(
+        source=domains[source],
+        target=domains[target],
+        num_classes=num_classes,
+        preprocess_name=preprocess,
+        protocol=protocol,
+        test_size=test_size,
+        target_labeled=target_labeled,
+        seed=seed,
+        info={"files": [f"{folder}/{files[source]}", f"{folder}/{files[target]}"]},
+    )
+
+
 def check_domains(dataset: str, source: str, target: str, valid: Sequence[str]) -> None:
     """Check that ``source`` and ``target`` name known domains, and two different ones.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..registry import register_dataset
 from ..task import TransferTask
-from .common import check_domains, data_file, load_mat_domain, make_task
+from .common import mat_pair_task
 
 FOLDER = "mnist_usps_jda"
 FILES = {"mnist": "MNIST.mat", "usps": "USPS.mat"}
@@ -67,23 +67,20 @@ def mnist_usps(
     M. Long, J. Wang, G. Ding, J. Sun, P. S. Yu. Transfer Feature Learning with Joint
     Distribution Adaptation. ICCV 2013.
     """
-    check_domains("mnist_usps", source, target, tuple(FILES))
-    domains = {}
-    for name in (source, target):
-        path = data_file(data_dir, FOLDER, FILES[name])
-        # labels_from_mat's offset of 1 turns the stored digit + 1 into the digit
-        X, y = load_mat_domain(
-            path, "fts", "labels", n_features=N_FEATURES, num_classes=NUM_CLASSES
-        )
-        domains[name] = (X, y, name)
-    return make_task(
-        source=domains[source],
-        target=domains[target],
+    # the stored labels are digit + 1; load_mat_domain's offset of 1 gives the digit
+    return mat_pair_task(
+        "mnist_usps",
+        FOLDER,
+        FILES,
+        x_key="fts",
+        n_features=N_FEATURES,
         num_classes=NUM_CLASSES,
-        preprocess_name=preprocess,
+        source=source,
+        target=target,
+        data_dir=data_dir,
+        preprocess=preprocess,
         protocol=protocol,
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
-        info={"files": [f"{FOLDER}/{FILES[source]}", f"{FOLDER}/{FILES[target]}"]},
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..registry import register_dataset
 from ..task import TransferTask
-from .common import check_domains, data_file, load_mat_domain, make_task
+from .common import mat_pair_task
 
 NUM_CLASSES = 10
 
@@ -30,44 +30,6 @@ SURF_FILES = {
 }
 DECAF_FOLDER = "office_caltech10_decaf6"
 DECAF_FILES = {"dslr": "dslr_decaf.mat", "webcam": "webcam_decaf.mat"}
-
-
-def _office_task(
-    dataset: str,
-    folder: str,
-    files: dict[str, str],
-    x_key: str,
-    n_features: int,
-    *,
-    source: str,
-    target: str,
-    data_dir: str | Path,
-    preprocess: str,
-    protocol: str,
-    test_size: float,
-    target_labeled: int | float | str | None,
-    seed: int,
-) -> TransferTask:
-    """Load two Office-Caltech10 domains of one feature type and assemble the task."""
-    check_domains(dataset, source, target, tuple(files))
-    domains = {}
-    for name in (source, target):
-        path = data_file(data_dir, folder, files[name])
-        X, y = load_mat_domain(
-            path, x_key, "labels", n_features=n_features, num_classes=NUM_CLASSES
-        )
-        domains[name] = (X, y, name)
-    return make_task(
-        source=domains[source],
-        target=domains[target],
-        num_classes=NUM_CLASSES,
-        preprocess_name=preprocess,
-        protocol=protocol,
-        test_size=test_size,
-        target_labeled=target_labeled,
-        seed=seed,
-        info={"files": [f"{folder}/{files[source]}", f"{folder}/{files[target]}"]},
-    )
 
 
 @register_dataset(
@@ -120,12 +82,13 @@ def office_caltech_surf(
     Adaptation. CVPR 2012. K. Saenko, B. Kulis, M. Fritz, T. Darrell. Adapting Visual Category
     Models to New Domains. ECCV 2010.
     """
-    return _office_task(
+    return mat_pair_task(
         "office_caltech_surf",
         SURF_FOLDER,
         SURF_FILES,
-        "fts",
-        800,
+        x_key="fts",
+        n_features=800,
+        num_classes=NUM_CLASSES,
         source=source,
         target=target,
         data_dir=data_dir,
@@ -184,12 +147,13 @@ def office_caltech_decaf(
     Recognition. ICML 2014. J. Wang et al. Visual Domain Adaptation with Manifold Embedded
     Distribution Alignment (MEDA). ACM MM 2018 (the 1-NN row).
     """
-    return _office_task(
+    return mat_pair_task(
         "office_caltech_decaf",
         DECAF_FOLDER,
         DECAF_FILES,
-        "feas",
-        4096,
+        x_key="feas",
+        n_features=4096,
+        num_classes=NUM_CLASSES,
         source=source,
         target=target,
         data_dir=data_dir,

@@ -239,6 +239,5 @@ class MappingMethod(ShallowMixin, TransferMethod):
         return self
 
 
-def check_fitted(method: BaseEstimator, attribute: str | None = None) -> None:
-    """``check_is_fitted`` re-exported for method files."""
-    check_is_fitted(method, attribute)
+#: scikit-learn's ``check_is_fitted``, re-exported for method files.
+check_fitted = check_is_fitted

@@ -26,8 +26,8 @@ from ...errors import ConfigError, DataError
 from ...kernels import as_tensor, mmd2_diagnostic
 from ...registry import register_method
 from ...task import TransferTask
-from ..base import MappingMethod, check_fitted
-from .tca import resolve_device
+from ..base import check_fitted
+from .tca import TorchMapping
 
 
 def sym_power(C: torch.Tensor, power: float) -> torch.Tensor:
@@ -47,7 +47,7 @@ def coral_map(X_source: torch.Tensor, X_target: torch.Tensor, reg: float) -> tor
 
 
 @register_method("coral")
-class CORAL(MappingMethod):
+class CORAL(TorchMapping):
     """CORAL: re-colour the source with the target covariance, then train the classifier.
 
     Parameters
@@ -92,24 +92,6 @@ class CORAL(MappingMethod):
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
-
-    def fit(self, task: TransferTask, trainer: Any | None = None):
-        """Align the source to the target covariance, then fit the classifier.
-
-        Parameters
-        ----------
-        task : TransferTask
-            Labeled source and (unlabeled) target training samples.
-        trainer : Trainer, optional
-            Only its ``device`` is read (when ``device`` is not set).
-
-        Returns
-        -------
-        self
-        """
-        self.device_ = str(resolve_device(self.device, trainer))
-        self.precision_ = "fp64" if self.dtype == "float64" else "fp32"
-        return super().fit(task, trainer)
 
     def fit_transform(self, task: TransferTask) -> tuple[np.ndarray, np.ndarray]:
         """Learn C_s^-1/2 C_t^1/2; return the aligned source and the unchanged target."""

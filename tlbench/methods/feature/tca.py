@@ -231,11 +231,10 @@ def nystrom_map(landmarks: torch.Tensor, kernel_args: dict[str, Any]) -> tuple[t
 
 
 def resolve_device(device: str | None, trainer: Any | None) -> torch.device:
-    """``device`` if set, else the trainer's, else the CPU; ``auto`` picks CUDA when present."""
-    name = device or getattr(trainer, "device", None) or "cpu"
-    if str(name) == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    """``device`` if set, else the trainer's, else the CPU, by the trainer's rules (``auto``)."""
+    from ...trainer import resolve_device as resolve
+
+    return resolve(device or getattr(trainer, "device", None) or "cpu")
 
 
 def check_common(est: Any, n: int) -> None:
@@ -270,11 +269,15 @@ def check_common(est: Any, n: int) -> None:
         )
 
 
-class SubspaceMapping(MappingMethod):
-    """The projection machinery TCA and JDA share: fit a map, embed new samples with it."""
+class TorchMapping(MappingMethod):
+    """A mapping computed in torch: records the device and precision it ran with.
+
+    Subclasses have the hyperparameters ``device`` (``None``: the trainer's, else the CPU) and
+    ``dtype`` (``float64`` or ``float32``).
+    """
 
     def fit(self, task: TransferTask, trainer: Any | None = None):
-        """Learn the subspace on source + target, then fit the classifier on the source.
+        """Learn the mapping on source + target, then fit the classifier on the mapped source.
 
         Parameters
         ----------
@@ -290,6 +293,10 @@ class SubspaceMapping(MappingMethod):
         self.device_ = str(resolve_device(self.device, trainer))
         self.precision_ = "fp64" if self.dtype == "float64" else "fp32"
         return super().fit(task, trainer)
+
+
+class SubspaceMapping(TorchMapping):
+    """The projection machinery TCA and JDA share: fit a map, embed new samples with it."""
 
     def _setup(self, task: TransferTask) -> torch.Tensor:
         Xs, Xt = task.source.X, task.target.X
