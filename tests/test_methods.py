@@ -47,10 +47,24 @@ def _task(dataset: str, options: dict, seed: int = 0) -> TransferTask:
     return DATASETS.get(dataset)(seed=seed, **options)
 
 
+# Options for methods whose defaults need files a test machine lacks (ImageNet VGG16 weights)
+# or take minutes (the lecture's 50 + 50 epochs).
+QUICK = {
+    "finetune": {
+        "backbone": "cifar_resnet20",
+        "pretrained": False,
+        "image_size": 16,
+        "top": {"hidden": 8},
+        "bottleneck": {"epochs": 2, "batch_size": 4},
+        "finetune": {"epochs": 1, "batch_size": 4},
+    }
+}
+
+
 def _method(name: str):
     cls = METHODS.get(name)
     params = {"random_state": 0} if "random_state" in cls().get_params() else {}
-    return cls(**params)
+    return cls(**params, **QUICK.get(name, {}))
 
 
 def test_every_method_has_a_case():

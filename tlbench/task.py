@@ -152,6 +152,8 @@ class Domain:
             X = self.X.subset(index)
         elif isinstance(self.X, np.ndarray) or sp.issparse(self.X):
             X = self.X[index]
+        elif hasattr(self.X, "subset"):  # e.g. ImageFiles keeps its file list
+            X = self.X.subset(index)
         else:
             import torch.utils.data
 

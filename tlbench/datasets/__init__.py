@@ -1,3 +1,3 @@
 """Dataset adapters; importing this package registers the built-in datasets."""
 
-from . import amazon, coil, digits, office_caltech, relational, toy  # noqa: F401
+from . import amazon, catsdogs, coil, digits, office_caltech, relational, toy  # noqa: F401

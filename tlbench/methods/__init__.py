@@ -4,5 +4,6 @@ from . import (
     baseline,  # noqa: F401
     feature,  # noqa: F401
     instance,  # noqa: F401
+    parameter,  # noqa: F401
     relational,  # noqa: F401
 )
