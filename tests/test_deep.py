@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tlbench.errors import ConfigError
-from tlbench.kernels import mk_mmd2
-from tlbench.methods.feature.dan import DAN, PAPER_MULTIPLIERS, mk_mmd2_pooled
+from tlbench.kernels import mk_mmd2, mk_mmd_test_statistics, optimal_kernel_weights
+from tlbench.methods.feature.dan import DAN, PAPER_MULTIPLIERS, mk_mmd2_pooled, per_kernel_mmd2
 from tlbench.methods.feature.mmd import DDC
 from tlbench.methods.feature.source_only_deep import SourceOnlyDeep
 from tlbench.registry import DATASETS
@@ -55,6 +55,59 @@ def test_dan_annealing_ramps_the_weight():
     early, _ = DAN().transfer_loss(_batch(X, 0.0), _batch(Y, 0.0))
     late, _ = DAN().transfer_loss(_batch(X, 1.0), _batch(Y, 1.0))
     assert float(early) == 0.0 and float(late) > 0.0
+
+
+@pytest.mark.parametrize("estimator", ["linear", "biased"])
+def test_learned_kernel_weights_solve_the_program_and_weigh_the_loss(estimator):
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(64, 6, generator=g)
+    Y = 1.5 * torch.randn(64, 6, generator=g) + 0.4
+    dan = DAN(kernel_weights="learned", layers=["features"], anneal=False, estimator=estimator)
+    loss, logs = dan.transfer_loss(_batch(X), _batch(Y))
+    # beta is the program's solution on this batch's linear-time statistics, rescaled to sum 1
+    est, h = per_kernel_mmd2(X, Y, PAPER_MULTIPLIERS, estimator, linear_terms=True)
+    beta = optimal_kernel_weights(*mk_mmd_test_statistics(h), eps=1e-3)
+    beta = beta / beta.sum()
+    learned = dan._beta_state["features"]["beta"]
+    np.testing.assert_allclose(learned, beta, atol=1e-12)
+    assert learned.sum() == pytest.approx(1.0) and (learned >= 0).all()
+    assert np.abs(learned - 1 / len(PAPER_MULTIPLIERS)).max() > 0.05  # far from uniform
+    # ... and it is what weighs the per-kernel estimates in the loss
+    torch.testing.assert_close(loss, (est * torch.as_tensor(beta, dtype=est.dtype)).sum())
+    uniform, _ = DAN(layers=["features"], anneal=False, estimator=estimator).transfer_loss(
+        _batch(X), _batch(Y)
+    )
+    assert abs(float(loss) - float(uniform)) > 1e-3
+    assert "beta_log2_bandwidth_features" in logs
+    # the loss is differentiable through the features, not through beta
+    Xg = X.clone().requires_grad_()
+    dan.transfer_loss(_batch(Xg), _batch(Y))[0].backward()
+    assert Xg.grad is not None and Xg.grad.abs().sum() > 0
+
+
+def test_learned_kernel_weights_keep_the_last_beta_when_infeasible():
+    X = torch.randn(32, 4)
+    dan = DAN(kernel_weights="learned", layers=["features"])
+    dan.transfer_loss(_batch(X), _batch(X.clone()))  # every d_u = 0: no feasible beta
+    state = dan._beta_state["features"]
+    assert state["infeasible"] == 1
+    np.testing.assert_allclose(state["beta"], 1 / len(PAPER_MULTIPLIERS))
+
+
+def test_dan_records_learned_kernel_weights_after_fit():
+    task = DATASETS.get("toy_shift")(n_source=80, n_target=80, shift="translation", seed=0)
+    tr = Trainer(max_steps=20, batch_size=16, progress_bar=False)
+    m = DAN(kernel_weights="learned", random_state=0, hidden=[16], bottleneck_dim=8)
+    m.fit(task.without_test(), tr)
+    assert set(m.kernel_weights_) == {"features", "logits"}
+    for beta in m.kernel_weights_.values():
+        assert len(beta) == len(PAPER_MULTIPLIERS) and sum(beta) == pytest.approx(1.0)
+    assert m.diagnostics_["kernel_weights"] == m.kernel_weights_
+    assert "beta_log2_bandwidth_logits" in m.history_
+    with pytest.raises(ConfigError, match="kernel_weights"):
+        DAN(kernel_weights="optimal").fit(task.without_test(), tr)
+    with pytest.raises(ConfigError, match="kernel weights"):
+        DAN(kernel_weights=[1.0, 2.0]).fit(task.without_test(), tr)
 
 
 def test_unknown_layer_is_a_clear_error():

@@ -11,8 +11,10 @@ from tlbench.errors import ConfigError, DataError
 from tlbench.kernels import (
     median_gamma,
     mk_mmd2,
+    mk_mmd_test_statistics,
     mmd2,
     mmd2_diagnostic,
+    optimal_kernel_weights,
     pairwise_kernel,
 )
 
@@ -119,6 +121,79 @@ def test_diagnostic_is_deterministic_and_scale_free(rng):
     a = mmd2_diagnostic(X, Y)
     assert a == mmd2_diagnostic(X, Y) and a > 0
     assert mmd2_diagnostic(10 * X, 10 * Y) == pytest.approx(a)  # median bandwidth rescales
+
+
+def _random_program(rng, n_kernels=12, n_terms=8):
+    """A DAN-like kernel-weight program: d of mixed sign, Q a rank-deficient PSD matrix."""
+    G = rng.normal(size=(n_kernels, n_terms))
+    return rng.normal(size=n_kernels) + 0.3, G @ G.T / n_terms
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_kernel_weight_program_meets_its_kkt_conditions(seed):
+    rng = np.random.default_rng(seed)
+    d, Q = _random_program(rng)
+    eps = 1e-3
+    beta = optimal_kernel_weights(d, Q, eps=eps)
+    A = Q + eps * np.eye(len(d))
+    # primal feasibility
+    assert d @ beta == pytest.approx(1.0, abs=1e-9)
+    assert (beta >= 0).all() and (beta > 0).any()
+    # stationarity of b'Ab - lam (d'b - 1) - mu'b: 2Ab = lam d + mu, so lam = 2 b'Ab
+    lam = 2.0 * beta @ A @ beta
+    mu = 2.0 * A @ beta - lam * d
+    scale = np.abs(2.0 * A @ beta).max() + abs(lam) * np.abs(d).max()
+    assert lam > 0
+    assert (mu >= -1e-8 * scale).all()  # dual feasibility
+    assert np.abs(mu * beta).max() <= 1e-8 * scale  # complementary slackness
+    assert (beta == 0).any() and (mu > 1e-6 * scale).any()  # some bounds are active
+    # no feasible point does better (random ones and a general-purpose solver's)
+    obj = beta @ A @ beta
+    for _ in range(200):
+        b = rng.random(len(d)) * (d > 0)
+        b /= d @ b
+        assert b @ A @ b >= obj - 1e-12
+    from scipy.optimize import minimize
+
+    ref = minimize(lambda b: b @ A @ b, np.where(d > 0, 1.0, 0.0) / d[d > 0].sum(),
+                   jac=lambda b: 2 * A @ b, method="SLSQP", bounds=[(0, None)] * len(d),
+                   constraints=[{"type": "eq", "fun": lambda b: d @ b - 1}],
+                   options={"ftol": 1e-14, "maxiter": 500})  # fmt: skip
+    assert obj <= ref.fun + 1e-9
+
+
+def test_kernel_weight_program_known_answers():
+    # no variance: min eps |b|^2 subject to d'b = 1, b >= 0 is d+ / |d+|^2
+    d = np.array([0.5, -0.2, 0.1, 0.0])
+    beta = optimal_kernel_weights(d, np.zeros((4, 4)))
+    dp = np.clip(d, 0, None)
+    np.testing.assert_allclose(beta, dp / (dp @ dp), atol=1e-10)
+    # one kernel with a positive discrepancy: all the weight on it
+    beta = optimal_kernel_weights(np.array([-1.0, 2.0, -0.5]), np.diag([1.0, 3.0, 0.5]))
+    np.testing.assert_allclose(beta, [0.0, 0.5, 0.0], atol=1e-12)
+    # the same discrepancy, different variances: the noisier kernel gets less weight
+    beta = optimal_kernel_weights(np.array([1.0, 1.0]), np.diag([1.0, 4.0]), eps=1e-12)
+    np.testing.assert_allclose(beta, [0.8, 0.2], atol=1e-9)  # b_u proportional to d_u / Q_uu
+    # no positive discrepancy: the program is infeasible
+    assert optimal_kernel_weights(np.array([-1.0, 0.0]), np.eye(2)) is None
+    with pytest.raises(ConfigError, match="eps"):
+        optimal_kernel_weights(np.ones(2), np.eye(2), eps=0.0)
+    with pytest.raises(DataError, match="Q must be"):
+        optimal_kernel_weights(np.ones(2), np.eye(3))
+
+
+def test_mk_mmd_test_statistics_follow_the_definitions(rng):
+    h = rng.normal(size=(3, 9))  # 3 kernels, 9 quad-tuples: 4 pairs (the last one left out)
+    d, Q = mk_mmd_test_statistics(torch.as_tensor(h))
+    np.testing.assert_allclose(d, h.mean(1))
+    delta = np.stack([h[:, 2 * j] - h[:, 2 * j + 1] for j in range(4)], axis=1)
+    np.testing.assert_allclose(Q, sum(np.outer(delta[:, j], delta[:, j]) for j in range(4)) / 4)
+    assert np.linalg.eigvalsh(Q).min() > -1e-12
+    # Q estimates twice the covariance of the terms
+    big = rng.multivariate_normal([0, 0], [[1.0, 0.5], [0.5, 2.0]], size=200_000).T
+    np.testing.assert_allclose(mk_mmd_test_statistics(big)[1], [[2, 1], [1, 4]], atol=0.05)
+    with pytest.raises(DataError, match="quad-tuples"):
+        mk_mmd_test_statistics(np.ones((3, 1)))
 
 
 @pytest.mark.gpu

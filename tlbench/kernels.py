@@ -441,3 +441,91 @@ def mmd2_diagnostic(
     K = torch.exp(-D / med) if med > 0 else torch.ones_like(D)
     value = float(K[:n, :n].mean() + K[n:, n:].mean() - 2.0 * K[:n, n:].mean())
     return value if math.isfinite(value) else float("nan")
+
+
+def mk_mmd_test_statistics(h: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The statistics DAN's kernel weights are learned from: ``d`` and ``Q`` (float64).
+
+    ``h[u, i] = g_{k_u}(z_i)`` is the linear-time MMD term of kernel ``k_u`` on the quad-tuple
+    ``z_i = (x_{2i-1}, x_{2i}, y_{2i-1}, y_{2i})`` (Gretton et al. 2012, Lemma 14). Following
+    Long et al. (ICML 2015, section 3; Gretton, Sriperumbudur, Sejdinovic, Strathmann,
+    Balakrishnan, Pontil, Fukumizu, NIPS 2012):
+
+    - ``d[u]`` is the linear-time estimate of MMD²_{k_u}, the mean of ``h[u]``;
+    - ``Q[u, v] = mean_j gΔ_u(z̄_j) gΔ_v(z̄_j)`` over the pairs ``z̄_j = (z_{2j-1}, z_{2j})``
+      of consecutive quad-tuples, with ``gΔ_u(z̄_j) = g_{k_u}(z_{2j-1}) - g_{k_u}(z_{2j})``:
+      an unbiased estimate of twice the covariance of the ``g_{k_u}``.
+
+    Parameters
+    ----------
+    h : array-like of shape (U, p)
+        Per-kernel, per-quad-tuple terms (``p >= 2``); detached if a tensor.
+
+    Returns
+    -------
+    d : ndarray of shape (U,)
+    Q : ndarray of shape (U, U)
+        Symmetric positive semi-definite.
+    """
+    if isinstance(h, torch.Tensor):
+        h = h.detach().to("cpu", torch.float64).numpy()
+    h = np.asarray(h, dtype=np.float64)
+    if h.ndim != 2 or h.shape[1] < 2:
+        raise DataError(
+            "learning kernel weights needs at least 2 quad-tuples, i.e. 4 samples per domain"
+        )
+    p2 = h.shape[1] // 2
+    g_delta = h[:, 0 : 2 * p2 : 2] - h[:, 1 : 2 * p2 : 2]
+    return h.mean(axis=1), g_delta @ g_delta.T / p2
+
+
+def optimal_kernel_weights(d: Any, Q: Any, eps: float = 1e-3) -> np.ndarray | None:
+    """Solve DAN's kernel-weight program ``min_b bᵀ(Q + eps I)b  s.t.  dᵀb = 1, b >= 0``.
+
+    Long et al. (ICML 2015, section 3): the kernel weights that maximise the MK-MMD relative to
+    the standard deviation of its linear-time estimate (the test power), ``eps`` (1e-3 in
+    the paper) keeping the program well-posed.
+
+    Solved exactly: with ``A = Q + eps I`` (positive definite), the bound-constrained problem
+    ``min_{b >= 0} ½ bᵀAb - dᵀb`` is the non-negative least-squares problem
+    ``min_{b >= 0} ||Lᵀb - L⁻¹d||²`` (``A = LLᵀ``, Cholesky), solved by
+    :func:`scipy.optimize.nnls`; if its solution ``b0`` is non-zero, ``b0 / dᵀb0`` meets the
+    KKT conditions of the program above (the multiplier of the equality being
+    ``2 / dᵀb0 > 0``, those of the bounds ``2 (A b0 - d) / dᵀb0 >= 0``), hence solves it,
+    since it is convex. ``b0 = 0`` exactly when no ``d_u`` is positive: then no ``b >= 0`` has
+    ``dᵀb = 1`` and ``None`` is returned.
+
+    Parameters
+    ----------
+    d : array-like of shape (U,)
+        The per-kernel MMD² estimates.
+    Q : array-like of shape (U, U)
+        Their (scaled) covariance, symmetric positive semi-definite.
+    eps : float, default=1e-3
+        Ridge added to ``Q``.
+
+    Returns
+    -------
+    beta : ndarray of shape (U,) or None
+        The solution (``dᵀbeta = 1``, ``beta >= 0``), or ``None`` when the program is
+        infeasible. DAN rescales it to sum to 1 (the ratio it maximises is scale-free).
+    """
+    from scipy.linalg import cho_factor, solve_triangular
+    from scipy.optimize import nnls
+
+    d = np.asarray(d, dtype=np.float64).ravel()
+    Q = np.asarray(Q, dtype=np.float64)
+    if Q.shape != (len(d), len(d)):
+        raise DataError(f"Q must be {len(d)} x {len(d)} for {len(d)} kernels, got {Q.shape}")
+    if not eps > 0:
+        raise ConfigError(f"eps must be > 0, got {eps}")
+    if not (np.isfinite(d).all() and np.isfinite(Q).all()):
+        return None
+    A = 0.5 * (Q + Q.T) + eps * np.eye(len(d))
+    L, _ = cho_factor(A, lower=True)
+    L = np.tril(L)
+    b0, _ = nnls(L.T, solve_triangular(L, d, lower=True), maxiter=50 * max(len(d), 1))
+    scale = float(d @ b0)
+    if not scale > 0:
+        return None
+    return b0 / scale

@@ -2,9 +2,12 @@
 
     OMP_NUM_THREADS=1 TLBENCH_DATA_DIR=../shared/data .venv/bin/python \
         experiments/deep/run_grid.py {decaf,surf,amazon,digits} [--seeds 0 1 2]
+    # a variant, e.g. DAN with the paper's learned kernel weights on MNIST -> USPS:
+    ... run_grid.py digits --methods dan --label dan_learned --pairs mnist:usps \
+        --set method.kernel_weights=learned --score-entropy
 
 Each run is the same as ``python -m tlbench <overrides>`` (the runner's ``run``), written to
-``outputs/deep/<study>/<method>_<source>_<target>_seed<k>/result.json``; tabulate with
+``outputs/deep/<study>/<method or --label>_<source>_<target>_seed<k>/result.json``; tabulate with
 ``python -m tlbench.report outputs/deep/<study>``. Hyperparameters are fixed in advance (the
 values below); nothing is selected with target labels (``selection=none``, the last step is
 kept).
@@ -84,14 +87,31 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--out", default="outputs/deep")
+    ap.add_argument("--pairs", nargs="+", help="only these source:target pairs")
+    ap.add_argument("--label", help="row label (and folder prefix) of a variant, e.g. dan_learned")
+    ap.add_argument("--set", nargs="+", default=[], help="extra overrides of a variant")
+    ap.add_argument(
+        "--score-entropy",
+        action="store_true",
+        help="record the target-entropy selection score (no target labels; the last step is "
+        "still the one kept: the trainer evaluates once, at the end)",
+    )
     args = ap.parse_args()
     study = STUDIES[args.study]
     out = REPO / args.out / args.study
+    pairs = study["pairs"]
+    if args.pairs:
+        pairs = [tuple(p.split(":")) for p in args.pairs]
+    extra = list(args.set)
+    if args.label:
+        extra.append(f"label={args.label}")
+    common = list(COMMON)
+    if args.score_entropy:
+        common = ["trainer.progress_bar=false", "selection=entropy",
+                  "trainer.selection=target_entropy", "trainer.eval_every=0"]  # fmt: skip
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        for seed, (source, target), method in itertools.product(
-            args.seeds, study["pairs"], args.methods
-        ):
-            folder = out / f"{method}_{source}_{target}_seed{seed}"
+        for seed, (source, target), method in itertools.product(args.seeds, pairs, args.methods):
+            folder = out / f"{args.label or method}_{source}_{target}_seed{seed}"
             if (folder / "result.json").exists():
                 continue  # finished earlier: relaunching the script resumes the grid
             overrides = [
@@ -100,8 +120,9 @@ def main() -> None:
                 f"dataset.source={source}",
                 f"dataset.target={target}",
                 f"seed={seed}",
-                *COMMON,
+                *common,
                 *study["overrides"],
+                *extra,
             ]
             cfg = compose("config", overrides=overrides)
             record = run(cfg, folder, overrides)
