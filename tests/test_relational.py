@@ -11,7 +11,20 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tlbench import ConfigError, IncompatibleTaskError
-from tlbench.datasets.relational import DOMAINS, infer_types, load_domain, relational
+from tlbench.datasets.relational import (
+    BOOSTSRL_DOMAINS,
+    DOMAINS,
+    _treeboostler_negatives,
+    infer_types,
+    load_boostsrl,
+    load_domain,
+    parse_atom,
+    parse_atoms,
+    parse_modes,
+    read_boostsrl,
+    relational,
+    relational_boostsrl,
+)
 from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
 from tlbench.errors import DataError
 from tlbench.methods.relational import relational_metrics
@@ -256,6 +269,7 @@ SOURCE_POSITIVES = {
     "yeast": ("proteinclass", [87, 104, 92, 86]),
     "nell_sports": ("teamplayssport", [397]),
     "nell_finances": ("companyeconomicsector", [778]),
+    "facebook": ("edge", [5038, 3386, 3312, 540, 292]),
 }
 STORED_NEGATIVES = {
     "imdb": [3308, 3423, 3543, 1891, 2071],
@@ -314,3 +328,275 @@ def test_imdb_to_uwcse_transfer(data_dir):
     assert method.mapping_["director"] == "professor"
     assert method.mapping_["actor"] == "student"
     assert _auc(method, task) > 0.9
+
+
+def test_treeboostler_negatives_pair_subjects_with_objects_and_subjects():
+    pos = [("a1", "fan"), ("a2", "pro"), ("a2", "fan")]
+    neg = _treeboostler_negatives(pos, "accounttype")
+    # candidates: objects {fan, pro} and subjects {a1, a2}; each subject's true objects left out
+    assert neg == [("a1", "a1"), ("a1", "a2"), ("a1", "pro"), ("a2", "a1"), ("a2", "a2")]
+    with pytest.raises(DataError, match="'t' has 1"):
+        _treeboostler_negatives([("a",)], "t")
+
+
+@pytest.mark.realdata
+def test_treeboostler_negatives_match_the_recorded_twitter_counts(data_dir):
+    # TreeBoostler's experiments-transfer/7_yeast_twitter log: 126 / 16128 and 156 / 24648
+    data, y, info = load_domain(data_dir, "twitter", negatives="treeboostler")
+    per_fold = [
+        (int(np.sum((data.fold == k) & (y == 1))), int(np.sum((data.fold == k) & (y == 0))))
+        for k in (0, 1)
+    ]
+    assert per_fold == [(126, 16128), (156, 24648)]
+    assert info["negatives"].startswith("TreeBoostler")
+    with pytest.raises(ConfigError, match="dataset.negatives"):
+        load_domain(data_dir, "twitter", negatives="open_world")
+
+
+# --------------------------------------------------------------------------- BoostSRL files
+
+
+def test_parse_atom_reads_names_and_quoted_constants():
+    assert parse_atom("advisedby(person100, person104).", "f") == (
+        "advisedby",
+        ("person100", "person104"),
+    )
+    assert parse_atom('teamplayssport("texans","ice hockey").\r', "f") == (
+        "teamplayssport",
+        ("texans", "ice hockey"),
+    )
+    assert parse_atom("female_gender(aalexandra).", "f") == ("female_gender", ("aalexandra",))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "advisedby(person1, person2)",  # no final dot
+        "advisedby(person1, person2.",  # no closing parenthesis
+        "advisedby(person1, ).",  # empty argument
+        "advisedby().",  # no argument
+        "advisedby(f(a), b).",  # not a constant
+        "Advisedby(a, b).",  # a variable, not a predicate name
+        "mode: advisedby(+person, +person).",
+    ],
+)
+def test_malformed_atom_lines_name_file_and_line(line):
+    text = "advisedby(p1, p2).\n// advisedby(commented, out).\n\n" + line + "\n"
+    with pytest.raises(DataError, match=r"train_pos\.txt, line 4"):
+        parse_atoms(text, "train_pos.txt")
+
+
+def test_parse_atoms_skips_comments_and_checks_arity():
+    text = "/* a block\nr(x).\n*/\nr(a, b).\n//r(c).\n  \nu(a).\r\n"
+    assert parse_atoms(text, "f") == {"r": [("a", "b")], "u": [("a",)]}
+    with pytest.raises(DataError, match=r"f, line 2: 'r' has 1 arguments here and 2 before"):
+        parse_atoms("r(a, b).\nr(c).\n", "f")
+
+
+def test_parse_modes_types_and_conflicts():
+    text = (
+        "setParam: treeDepth=3.\nmode: movie(+movie, -person).\nmode: movie(-Movie, +person).\n"
+        "mode: hasposition(+Person, #Position!1).\nmode: recursive_actor(`person).\n"
+        "/*\nmode: gone(+x).\n*/\n"
+    )
+    assert parse_modes(text, "bk") == {
+        "movie": ("movie", "person"),
+        "hasposition": ("person", "position"),
+        "recursive_actor": ("person",),
+    }
+    with pytest.raises(DataError, match=r"bk, line 2: modes of 'r' disagree"):
+        parse_modes("mode: r(+a, +b).\nmode: r(+a, +c).\n", "bk")
+
+
+def _write_zip(path: Path, files: dict[str, str]) -> Path:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+        zf.writestr("__MACOSX/IMDB/._train_pos.txt", "\x00\x01 binary junk")
+    return path
+
+
+BK = (
+    "setParam: treeDepth=3.\nmode: actor(+person).\nmode: director(+person).\n"
+    "mode: movie(+movie, -person).\nmode: movie(-movie, +person).\n"
+    "mode: workedunder(+person, +person).\n"
+)
+
+
+def _world(k: int) -> tuple[str, str, str]:
+    """Facts, positives and negatives of one small IMDB-like world (two movies)."""
+    a, b, d, e = (f"{x}{k}" for x in "abde")
+    facts = (
+        f"actor({a}).\nactor({b}).\ndirector({d}).\ndirector({e}).\n//director({a}).\n"
+        f"movie(m{k}, {a}).\nmovie(m{k}, {d}).\nmovie(n{k}, {b}).\nmovie(n{k}, {e}).\n"
+    )
+    pos = f"workedunder({a}, {d}).\nworkedunder({b}, {e}).\n"
+    neg = f"workedunder({a}, {e}).\nworkedunder({b}, {d}).\nworkedunder({a}, {b}).\n"
+    return facts, pos, neg
+
+
+def test_boostsrl_fold_layout_reads_each_test_folder_as_a_fold(tmp_path):
+    files = {}
+    for k in (1, 2, 3):
+        facts, pos, neg = _world(k)
+        root = f"imdb/Fold{k}"
+        files[f"{root}/imdb_bk.txt"] = BK
+        files[f"{root}/test/test_bk.txt"] = 'import: "../imdb_bk.txt".'
+        files[f"{root}/test/test_facts.txt"] = facts
+        files[f"{root}/test/test_pos.txt"] = pos
+        files[f"{root}/test/test_neg.txt"] = neg
+        others = [_world(j) for j in (1, 2, 3) if j != k]
+        for kind, i in (("facts", 0), ("pos", 1), ("neg", 2)):
+            files[f"{root}/train/train_{kind}.txt"] = "".join(w[i] for w in others)
+    _write_zip(tmp_path / "relational_boostsrl" / "imdb_workedunder.zip", files)
+    data, y, info = load_boostsrl(tmp_path, "imdb_workedunder", "workedunder")
+    assert info["splits_read"] == ["Fold1/test", "Fold2/test", "Fold3/test"]
+    assert info["n_folds"] == 3 and info["negatives"] == "stored in the files"
+    assert [int(np.sum((data.fold == k) & (y == 1))) for k in range(3)] == [2, 2, 2]
+    assert [int(np.sum((data.fold == k) & (y == 0))) for k in range(3)] == [3, 3, 3]
+    assert data.predicates["movie"] == ("movie", "person")
+    assert ("a1",) not in data.facts["director"]  # commented out
+    assert len(data.facts["movie"]) == 12
+    # a model learned on two folds finds movie(M, A), movie(M, B) on the third
+    model = RelationalScratch(max_clauses=5).fit(
+        TransferTask(
+            Domain(data, y),
+            Domain(data, y).subset(np.flatnonzero(data.fold != 0)),
+            Domain(data, y).subset(np.flatnonzero(data.fold == 0)),
+            "relational",
+            2,
+        ).without_test()
+    )
+    test = data.subset(np.flatnonzero(data.fold == 0))
+    p = model.predict_proba(test)[:, 1]
+    assert relational_metrics(y[data.fold == 0], p)["auc_roc"] == 1.0  # movie(M,A), movie(M,B)
+
+
+def test_boostsrl_train_test_layouts(tmp_path):
+    facts, pos, neg = _world(1)
+    facts2, pos2, neg2 = _world(2)
+    both = facts + facts2
+    # test/ repeats train/: one world, folds made from train/ only
+    _write_zip(
+        tmp_path / "relational_boostsrl" / "UW-CSE.zip",
+        {
+            "UW-CSE/uw-cse_bk.txt": BK.replace("workedunder", "advisedby"),
+            "UW-CSE/train/train_facts.txt": both,
+            "UW-CSE/train/train_pos.txt": (pos + pos2 + pos).replace("workedunder", "advisedby"),
+            "UW-CSE/train/train_neg.txt": (neg + neg2).replace("workedunder", "advisedby"),
+            "UW-CSE/test/test_facts.txt": both,
+            "UW-CSE/test/test_pos.txt": (pos + pos2).replace("workedunder", "advisedby"),
+            "UW-CSE/test/test_neg.txt": (neg + neg2).replace("workedunder", "advisedby"),
+        },
+    )
+    data, y, info = load_boostsrl(tmp_path, "uwcse", n_folds=2, seed=3)
+    assert info["splits_read"] == ["train"] and info["folds"].startswith("made")
+    assert info["duplicate_positives_removed"] == 2 and int(y.sum()) == 4
+    assert sorted(np.bincount(data.fold[y == 1])) == [2, 2]
+    again, y2, _ = load_boostsrl(tmp_path, "uwcse", n_folds=2, seed=3)
+    assert np.array_equal(again.fold, data.fold) and np.array_equal(y, y2)
+    # one world, held-out positives (NELL): train and test examples are the two folds;
+    # no stored negatives: closed world over the world's constants
+    _write_zip(
+        tmp_path / "relational_boostsrl" / "NELL.zip",
+        {
+            "NELL/train/train_bk.txt": BK,
+            "NELL/train/train_facts.txt": both,
+            "NELL/train/train_pos.txt": pos,
+            "NELL/train/train_neg.txt": "",
+            "NELL/test/test_facts.txt": both,
+            "NELL/test/test_pos.txt": pos2,
+        },
+    )
+    data, y, info = load_boostsrl(tmp_path, "nell_sports", "workedunder")
+    assert info["splits_read"] == ["train", "test"] and info["folds"] == "files"
+    assert info["negatives"].startswith("closed-world")
+    assert int(np.sum(data.fold == 0)) == 64  # 8 people x 8 people (2 true, 62 false)
+    task = relational_boostsrl(
+        source="uwcse", target="nell_sports", target_predicate="workedunder", data_dir=tmp_path
+    )
+    assert task.info["target_domain"]["n_folds"] == 2 and len(task.test.X) == 64
+
+
+def test_boostsrl_bad_input_names_the_predicate(tmp_path):
+    facts, pos, neg = _world(1)
+
+    def load(files, target=None):
+        path = tmp_path / "relational_boostsrl" / "WebKB.zip"
+        _write_zip(path, {f"WebKB/{k}": v for k, v in files.items()})
+        return load_boostsrl(tmp_path, "webkb", target or "workedunder")
+
+    base = {
+        "webkb_bk.txt": BK,
+        "train/train_facts.txt": facts,
+        "train/train_pos.txt": pos,
+        "train/train_neg.txt": neg,
+    }
+    load(base)
+    with pytest.raises(DataError, match="undeclared predicate 'friend'"):
+        load({**base, "train/train_facts.txt": facts + "friend(a1, b1).\n"})
+    with pytest.raises(DataError, match=r"undeclared predicate\(s\) 'samebib'"):
+        load({**base, "train/train_pos.txt": pos + "samebib(p1, p2).\n"})
+    with pytest.raises(DataError, match=r"fact actor\('a1', 'b1'\) has 2 arguments"):
+        load({**base, "train/train_facts.txt": "actor(a1, b1).\n"})
+    with pytest.raises(DataError, match=r"train_facts\.txt, line 2: cannot read"):
+        load({**base, "train/train_facts.txt": "actor(a1).\nactor(a1\n"})
+    with pytest.raises(DataError, match="target 'workedunder' has no positive"):
+        load({**base, "train/train_pos.txt": "// none\n"})
+    with pytest.raises(ConfigError, match="no predicate 'faculty'"):
+        load(base, target="faculty")
+    with pytest.raises(DataError, match="no mode declarations"):
+        load({k: v for k, v in base.items() if k != "webkb_bk.txt"})
+    with pytest.raises(ConfigError, match="unknown BoostSRL domain 'yago'"):
+        load_boostsrl(tmp_path, "yago")
+    (tmp_path / "relational_boostsrl" / "Cora.zip").write_text("not a zip")
+    with pytest.raises(DataError, match="as a zip file"):
+        load_boostsrl(tmp_path, "cora")
+
+
+# train / test positives, negatives and facts of SOURCE.md's table (raw lines, commented facts
+# counted as the table does; NELL's and imdb_workedunder's test folders are held out)
+BOOSTSRL_SOURCE = {
+    "imdb": ("train", 96, 147, 1429),
+    "uwcse": ("train", 114, 77172, 2561),
+    "cora": ("train", 35008, 27709, 6541),
+    "webkb": ("train", 154, 594, 1913),
+    "nell_sports": ("train", 210, 420, 7824),
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("domain", list(BOOSTSRL_DOMAINS))
+def test_boostsrl_loader_counts_match_source(data_dir, domain):
+    data, y, info = load_boostsrl(data_dir, domain)
+    assert data.target == BOOSTSRL_DOMAINS[domain][1]
+    assert info["negatives"] == "stored in the files"
+    assert data.target not in data.facts
+    if domain == "imdb_workedunder":
+        per_fold = [int(np.sum((data.fold == k) & (y == 1))) for k in range(5)]
+        assert per_fold == [56, 58, 178, 45, 45]  # the JSON file's five mega-examples
+        assert [int(np.sum((data.fold == k) & (y == 0))) for k in range(5)] == [
+            112,
+            116,
+            356,
+            90,
+            90,
+        ]
+        return
+    split, n_pos, n_neg, n_facts = BOOSTSRL_SOURCE[domain]
+    raw = read_boostsrl(data_dir / "relational_boostsrl" / BOOSTSRL_DOMAINS[domain][0])
+    part = raw["splits"][split]
+    assert sum(map(len, part["pos"].values())) == n_pos
+    assert sum(map(len, part["neg"].values())) == n_neg
+    commented = 477 if domain == "imdb" else 0  # IMDB's //director(...), //gender(...) lines
+    assert sum(map(len, part["facts"].values())) + commented == n_facts
+    target_pos = len(part["pos"][data.target])
+    if domain == "nell_sports":
+        assert info["splits_read"] == ["train", "test"]
+        assert int(y.sum()) == 210 + 90 and np.bincount(data.fold[y == 1]).tolist() == [210, 90]
+    else:  # test/ repeats train/: made folds over train/
+        assert info["splits_read"] == ["train"] and info["n_folds"] == 3
+        assert int(y.sum()) + info["duplicate_positives_removed"] == target_pos

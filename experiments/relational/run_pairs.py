@@ -2,6 +2,8 @@
 
 Usage: TLBENCH_DATA_DIR=... python experiments/relational/run_pairs.py [source:target ...]
 [--train-folds K] [--methods scratch,mapped,...] [--neg-ratio R] [--max-recursive-len L]
+[--negatives closed_world|treeboostler] [--boostsrl]
+(--boostsrl: the BoostSRL-format domains of relational_boostsrl/, e.g. uwcse:imdb_workedunder.)
 Prints one JSON line per (pair, method, test fold) and a Markdown summary.
 """
 
@@ -14,7 +16,7 @@ import time
 
 import numpy as np
 
-from tlbench.datasets.relational import relational
+from tlbench.datasets.relational import relational, relational_boostsrl
 from tlbench.methods.relational.learner import RelationalScratch
 from tlbench.methods.relational.metrics import relational_metrics
 from tlbench.methods.relational.predicate_mapping import PredicateMapping
@@ -44,20 +46,29 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--neg-ratio", type=float, default=None)
     ap.add_argument("--max-recursive-len", type=int, default=2)
+    ap.add_argument("--negatives", default="closed_world", help="closed_world | treeboostler")
+    ap.add_argument("--boostsrl", action="store_true", help="BoostSRL-format domains")
     args = ap.parse_args()
+    if args.boostsrl:
+        dataset, options = relational_boostsrl, {}
+    else:
+        dataset = relational
+        options = {"neg_ratio": args.neg_ratio, "negatives": args.negatives}
     pairs = [tuple(p.split(":")) for p in args.pairs] or PAIRS
     data_dir = os.environ.get("TLBENCH_DATA_DIR", "data")
     rows = []
     for source, target in pairs:
-        k = relational(source=source, target=target, data_dir=data_dir).info["target_domain"]
+        k = dataset(source=source, target=target, data_dir=data_dir, **options).info[
+            "target_domain"
+        ]
         for fold in range(k["n_folds"]):
-            task = relational(
+            task = dataset(
                 source=source,
                 target=target,
                 data_dir=data_dir,
                 test_fold=fold,
                 n_train_folds=args.train_folds,
-                neg_ratio=args.neg_ratio,
+                **options,
             )
             for name in args.methods.split(","):
                 method = METHODS[name](max_recursive_len=args.max_recursive_len)
