@@ -223,6 +223,40 @@ def test_coral_matches_the_closed_form():
     np.testing.assert_array_equal(coral.transform(Xt), Xt)
 
 
+def test_coral_linear_svm_cv_selects_c_on_the_source_only():
+    task = _task(80, 70, 3, shift=0.5)
+    coral = CORAL(estimator="linear_svm_cv", c_grid=[0.01, 1.0, 100.0], random_state=0)
+    coral.fit(task.without_test())
+    d = coral.diagnostics_
+    assert d["svm_c"] in (0.01, 1.0, 100.0) and 0.0 <= d["svm_cv_accuracy"] <= 1.0
+    assert d["svm_c"] == coral.estimator_.C
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"estimator": "svm"}, "estimator"),
+        ({"estimator": "linear_svm_cv", "c_grid": [0.0, 1.0]}, "c_grid"),
+        ({"estimator": "linear_svm_cv", "c_grid": []}, "c_grid"),
+        ({"estimator": "linear_svm_cv", "cv_folds": 1}, "cv_folds"),
+        ({"estimator": "linear_svm_cv", "cv_folds": 1000}, "cv_folds"),
+    ],
+)
+def test_coral_bad_classifier_options(params, match):
+    with pytest.raises(ConfigError, match=match):
+        CORAL(**params).fit(_task())
+
+
+@pytest.mark.realdata
+def test_coral_paper_protocol_on_caltech_to_amazon(data_dir):
+    from tlbench.datasets.office_caltech import office_caltech_surf
+
+    task = office_caltech_surf(source="caltech", target="amazon", data_dir=data_dir)
+    coral = CORAL(estimator="linear_svm_cv", random_state=0)
+    assert _accuracy(coral, task) == pytest.approx(0.520, abs=0.002)  # Sun et al.: 52.1
+    assert coral.diagnostics_["svm_c"] == 1e-3
+
+
 @pytest.mark.realdata
 def test_tca_reproduces_the_published_caltech_to_amazon(data_dir):
     from tlbench.datasets.office_caltech import office_caltech_surf

@@ -11,8 +11,16 @@ samples unchanged. Matrix powers come from symmetric ``eigh`` in float64 (torch,
 Deviations from the paper
 -------------------------
 - None in the transform (lambda = 1 as in the paper). The paper's classifier is a linear SVM;
-  the default here is 1-NN, the classifier of the benchmark-collection table tlbench reproduces
-  (``estimator=linear_svm`` gives the paper's pipeline).
+  the default here is 1-NN, the classifier of the TCA/JDA rows of the benchmark collection.
+- ``estimator=linear_svm_cv`` is the protocol tlbench uses for the paper's Office-Caltech10 SURF
+  row (48.8 on average; 47.80 here, ``experiments/feature/README.md``): a linear SVM (libsvm,
+  one-vs-one) trained on the *whole* aligned source, its C chosen from 10^-3 .. 10^4 by
+  stratified 5-fold cross-validation on the aligned source alone (no target label is read).
+  The paper's experimental section was not available to us; the grid follows the evaluation
+  code of the SA/CORAL family as we recall it (the CORAL project page says it scores with SA's
+  function; not verified), which uses 2 folds. With 2 folds the C chosen on the Caltech source
+  changes with the split (average 46.63 - 47.80 over five splits); with 5 it does not. With C
+  fixed at 1 (``linear_svm``) the average is 46.63.
 """
 
 from __future__ import annotations
@@ -26,8 +34,13 @@ from ...errors import ConfigError, DataError
 from ...kernels import as_tensor, mmd2_diagnostic
 from ...registry import register_method
 from ...task import TransferTask
-from ..base import check_fitted
+from ..base import ESTIMATORS, check_fitted
 from .tca import TorchMapping
+
+#: ``estimator`` values CORAL accepts: the shared ones and the paper's cross-validated SVM.
+CORAL_ESTIMATORS: tuple[str, ...] = (*ESTIMATORS, "linear_svm_cv")
+#: The C grid of ``linear_svm_cv`` (10^-3 .. 10^4).
+PAPER_C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
 def sym_power(C: torch.Tensor, power: float) -> torch.Tensor:
@@ -54,8 +67,17 @@ class CORAL(TorchMapping):
     ----------
     regularization : float, default=1.0
         lambda added to both covariance diagonals (Sun et al.: "lambda = 1").
-    estimator : {"knn1", "logreg", "linear_svm"}, default="knn1"
-        Classifier on the aligned source (the paper uses a linear SVM).
+    estimator : {"knn1", "logreg", "linear_svm", "linear_svm_cv"}, default="knn1"
+        Classifier on the aligned source. ``linear_svm`` has C = 1; ``linear_svm_cv`` (the
+        protocol of the paper's SURF table) picks C from ``c_grid`` by ``cv_folds``-fold
+        stratified cross-validation on the aligned labeled source (shuffled with
+        ``random_state``; ties go to the smallest C), then refits on the whole source.
+    c_grid : sequence of float, default=(1e-3, 1e-2, ..., 1e4)
+        Candidate C values of ``linear_svm_cv``.
+    cv_folds : int, default=5
+        Folds of ``linear_svm_cv``'s source cross-validation. (With 2 folds, the convention of
+        the SA/CORAL evaluation code as we recall it, the C chosen on the Caltech source
+        changes with the split; 5 folds make the choice stable.)
     dtype : {"float64", "float32"}, default="float64"
         Precision of the matrix square roots.
     device : str, optional
@@ -69,7 +91,8 @@ class CORAL(TorchMapping):
         C_s^-1/2 C_t^1/2, applied to source samples.
     diagnostics_ : dict
         ``mmd2_before`` / ``mmd2_after``: :func:`tlbench.kernels.mmd2_diagnostic` of source vs
-        target before and after re-colouring the source.
+        target before and after re-colouring the source; with ``linear_svm_cv`` also
+        ``svm_c`` (the chosen C) and ``svm_cv_accuracy`` (its source cross-validation score).
 
     References
     ----------
@@ -83,12 +106,16 @@ class CORAL(TorchMapping):
         *,
         regularization: float = 1.0,
         estimator: str = "knn1",
+        c_grid: Any = PAPER_C_GRID,
+        cv_folds: int = 5,
         dtype: str = "float64",
         device: str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.regularization = regularization
         self.estimator = estimator
+        self.c_grid = c_grid
+        self.cv_folds = cv_folds
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
@@ -99,6 +126,10 @@ class CORAL(TorchMapping):
             raise ConfigError(f"regularization must be > 0, got {self.regularization!r}")
         if self.dtype not in ("float64", "float32"):
             raise ConfigError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        if isinstance(self.estimator, str) and self.estimator not in CORAL_ESTIMATORS:
+            raise ConfigError(
+                f"unknown estimator {self.estimator!r}; choose one of {', '.join(CORAL_ESTIMATORS)}"
+            )
         dt = torch.float64 if self.dtype == "float64" else torch.float32
         Xs = as_tensor(task.source.X, dtype=dt, device=self.device_)
         Xt = as_tensor(task.target.X, dtype=dt, device=self.device_)
@@ -114,6 +145,30 @@ class CORAL(TorchMapping):
             "mmd2_after": mmd2_diagnostic(Zs, Zt),
         }
         return Zs, Zt
+
+    def _fit_estimator(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        if self.estimator != "linear_svm_cv":
+            return super()._fit_estimator(X, y, sample_weight)
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+        from sklearn.svm import SVC
+
+        grid = [float(c) for c in self.c_grid]
+        if not grid or min(grid) <= 0:
+            raise ConfigError(f"c_grid must hold positive values, got {list(self.c_grid)!r}")
+        folds = self.cv_folds
+        smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+        if not (isinstance(folds, int | np.integer) and 2 <= folds <= smallest):
+            raise ConfigError(
+                f"cv_folds must be an integer from 2 to {smallest} (the smallest source class), "
+                f"got {folds!r}"
+            )
+        split = StratifiedKFold(int(folds), shuffle=True, random_state=self.random_state)
+        scores = [cross_val_score(SVC(kernel="linear", C=c), X, y, cv=split).mean() for c in grid]
+        best = int(np.argmax(scores))  # the first maximum: the smallest C among ties
+        est = SVC(kernel="linear", C=grid[best], random_state=self.random_state).fit(X, y)
+        self.diagnostics_.update(svm_c=grid[best], svm_cv_accuracy=float(scores[best]))
+        self.estimator_, self.classes_ = est, est.classes_
+        return est
 
     def transform(self, X: Any) -> np.ndarray:
         """Target samples are not transformed (CORAL moves the source only).

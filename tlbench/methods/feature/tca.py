@@ -83,6 +83,12 @@ def _inv_sqrt_lowrank(Z: torch.Tensor, mu: float):
     return apply
 
 
+def _checked(c: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (torch.isfinite(w).all() and torch.isfinite(c).all()):
+        raise DataError("TCA's eigenproblem produced non-finite values; check the input scale")
+    return c, w
+
+
 def tca_eigh(
     B: torch.Tensor, Z: torch.Tensor, mu: float, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,11 +101,7 @@ def tca_eigh(
     C = half(half(B).T)  # A^-1/2 B A^-1/2 (A^-1/2 is symmetric)
     C = 0.5 * (C + C.T)
     w, V = torch.linalg.eigh(C)
-    w, V = w.flip(0)[:k], V.flip(1)[:, :k]
-    c = half(V)
-    if not (torch.isfinite(w).all() and torch.isfinite(c).all()):
-        raise DataError("TCA's eigenproblem produced non-finite values; check the input scale")
-    return c, w
+    return _checked(half(V.flip(1)[:, :k]), w.flip(0)[:k])
 
 
 def scale_components(c: torch.Tensor, w: torch.Tensor, scaling: str) -> torch.Tensor:
@@ -139,21 +141,21 @@ def feature_basis(F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def solve_features(
-    F: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis=None
+    F: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dual TCA with K = F F^T (see :func:`feature_basis`); returns the map (r x k), eigenvalues."""
-    P, B = feature_basis(F) if basis is None else basis
+    """Dual TCA with K = F F^T; ``basis`` is :func:`feature_basis` (F); returns map, eigenvalues."""
+    P, B = basis
     c, w = tca_solve(B, P.T @ (F.T @ E), mu, k)
     return P @ scale_components(c, w, scaling), w
 
 
 def solve_primal(
-    X: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis=None
+    X: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Primal TCA: X^T H X a = lambda (X^T M X + mu I) a; returns the d x k map and eigenvalues."""
-    if basis is None:
-        Xc = X - X.mean(0)
-        basis = Xc.T @ Xc
+    """Primal TCA: X^T H X a = lambda (X^T M X + mu I) a; returns the d x k map and eigenvalues.
+
+    ``basis`` is X^T H X (the centred scatter matrix), reusable between calls with the same X.
+    """
     c, w = tca_solve(basis, X.T @ E, mu, k)
     return scale_components(c, w, scaling), w
 
@@ -181,10 +183,7 @@ def tca_eigsh(
     w, V = eigsh(op, k=k, which="LA", tol=0, v0=v0, ncv=min(r, max(2 * k + 1, 40)))
     order = np.argsort(-w)
     w = torch.as_tensor(w[order].copy(), dtype=dtype)
-    c = half(torch.as_tensor(V[:, order].copy(), dtype=dtype))
-    if not (torch.isfinite(w).all() and torch.isfinite(c).all()):
-        raise DataError("TCA's eigenproblem produced non-finite values; check the input scale")
-    return c, w
+    return _checked(half(torch.as_tensor(V[:, order].copy(), dtype=dtype)), w)
 
 
 def _use_lanczos(r: int, k: int, device: torch.device, threshold: int) -> bool:
@@ -206,13 +205,13 @@ def tca_solve(B: torch.Tensor, Z: torch.Tensor, mu: float, k: int):
 
 
 def solve_kernel(
-    K: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis=None
+    K: torch.Tensor, E: torch.Tensor, mu: float, k: int, scaling: str, basis
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Dual TCA on an explicit n x n kernel matrix; returns W (n x k) and the eigenvalues.
 
     ``basis`` is H K (``K - K.mean(0)``), reusable between calls with the same K.
     """
-    Kc = K - K.mean(0) if basis is None else basis  # H K, so K H K = (H K)^T (H K)
+    Kc = basis  # H K, so K H K = (H K)^T (H K)
     n = K.shape[0]
     if _use_lanczos(n, k, K.device, LANCZOS_MIN_R):
         c, w = tca_eigsh(lambda V: Kc.T @ (Kc @ V), n, K.dtype, K @ E, mu, k)
@@ -351,9 +350,17 @@ class SubspaceMapping(TorchMapping):
         """
         k, s = int(self.n_components), self.component_scaling
         cache = {} if cache is None else cache
-        r = {"primal": X.shape[1], "kernel": X.shape[0], "primal_map": X.shape[0]}.get(
-            self.solver_, None if F is None else F.shape[1]
-        )
+        if "basis" not in cache:  # the E-independent matrices, computed once per sample set
+            if self.solver_ == "primal":
+                Xc = X - X.mean(0)
+                cache["basis"] = Xc.T @ Xc
+            elif self.solver_ in ("features", "nystrom"):
+                cache["basis"] = feature_basis(F)
+            else:  # "kernel" (JDA's later iterations on a linear kernel: "primal_map")
+                K = cache["K"] = pairwise_kernel(X, **self._kernel_args())
+                cache["basis"] = K - K.mean(0)
+        # the rank bound of the reduced problem: d (primal), F's columns, or n (kernel)
+        r = X.shape[1] if self.solver_ == "primal" else X.shape[0] if F is None else F.shape[1]
         if k > r:
             # more components than the reduced problem has dimensions: the extra eigenvectors
             # would have eigenvalue 0 and carry no information, so keep r (and say so)
@@ -366,22 +373,14 @@ class SubspaceMapping(TorchMapping):
             # the reference scripts divide M by its Frobenius norm; ||E E^T||_F = ||E^T E||_F
             E = E / torch.linalg.matrix_norm(E.T @ E).sqrt()
         if self.solver_ == "primal":
-            if "basis" not in cache:
-                Xc = X - X.mean(0)
-                cache["basis"] = Xc.T @ Xc
             self.components_, self.eigenvalues_ = solve_primal(X, E, self.mu, k, s, cache["basis"])
             Z = X @ self.components_
         elif self.solver_ in ("features", "nystrom"):
-            if "basis" not in cache:
-                cache["basis"] = feature_basis(F)
             self.components_, self.eigenvalues_ = solve_features(
                 F, E, self.mu, k, s, cache["basis"]
             )
             Z = F @ self.components_
         else:
-            if "K" not in cache:
-                K = cache["K"] = pairwise_kernel(X, **self._kernel_args())
-                cache["basis"] = K - K.mean(0)
             K = cache["K"]
             W, self.eigenvalues_ = solve_kernel(K, E, self.mu, k, s, cache["basis"])
             if self.kernel == "linear":  # K W = X (X^T W): keep the d x k map, not X
