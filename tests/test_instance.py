@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from scipy.optimize import minimize
 from sklearn.neighbors import KNeighborsClassifier
@@ -14,6 +15,7 @@ from tlbench.datasets.toy import toy_shift
 from tlbench.errors import ConfigError, IncompatibleTaskError
 from tlbench.kernels import pairwise_kernel
 from tlbench.methods.baseline import SourceAndTarget, SourceOnly
+from tlbench.methods.instance import tradaboost as tradaboost_module
 from tlbench.methods.instance.kmm import (
     KMM,
     KernelRows,
@@ -264,6 +266,8 @@ def test_tradaboost_bad_input():
         TrAdaBoost().fit(unlabeled)
     with pytest.raises(ConfigError, match="sample_weight|sample weights"):
         TrAdaBoost(estimator="knn1").fit(labeled)
+    with pytest.raises(ConfigError, match="sample_weight"):
+        TrAdaBoost(estimator=KNeighborsClassifier()).fit(labeled)
     with pytest.raises(ConfigError, match="n_estimators"):
         TrAdaBoost(n_estimators=0).fit(labeled)
     y = np.full(len(labeled.target), -1)
@@ -277,6 +281,51 @@ def test_tradaboost_bad_input():
     with pytest.raises(IncompatibleTaskError, match="multiclass"):
         TrAdaBoost(multiclass=False).fit(three)
     assert TrAdaBoost(random_state=0).fit(three).predict(three.target.X).max() <= 2
+
+
+@pytest.mark.parametrize(("n_classes", "sparse"), [(2, False), (3, False), (2, True)])
+def test_tradaboost_precomputed_gram_is_the_linear_svm(monkeypatch, n_classes, sparse):
+    # the linear SVM rounds train on the Gram matrix computed once; they must be the rounds of
+    # SVC(kernel="linear") on the raw features: same target errors, same predictions
+    task = toy_shift(
+        n_source=150,
+        n_target=150,
+        n_classes=n_classes,
+        target_labeled=5,
+        shift="translation",
+        seed=3,
+    )
+    if sparse:
+        task = TransferTask(
+            Domain(sp.csr_matrix(task.source.X), task.source.y),
+            Domain(sp.csr_matrix(task.target.X), task.target.y),
+            Domain(sp.csr_matrix(task.test.X), task.test.y),
+            "tabular",
+            n_classes,
+        )
+    monkeypatch.setattr(tradaboost_module, "PREDICT_BLOCK", 7)  # several predict blocks
+    gram = TrAdaBoost(n_estimators=6, random_state=0).fit(task.without_test())
+    monkeypatch.setattr(tradaboost_module, "GRAM_MAX_SAMPLES", 0)
+    plain = TrAdaBoost(n_estimators=6, random_state=0).fit(task.without_test())
+    assert gram.gram_ and gram.diagnostics_["precomputed_linear_kernel"]
+    assert not plain.gram_ and plain.estimators_[0].kernel == "linear"
+    assert isinstance(gram.estimators_[0], tradaboost_module.PrecomputedLinearSVC)
+    np.testing.assert_allclose(gram.target_errors_, plain.target_errors_, atol=1e-12)
+    np.testing.assert_array_equal(gram.predict(task.test.X), plain.predict(task.test.X))
+    np.testing.assert_allclose(
+        gram.predict_proba(task.test.X), plain.predict_proba(task.test.X), atol=1e-9
+    )
+
+
+def test_tradaboost_deterministic_with_a_seed():
+    task = toy_shift(n_source=120, n_target=120, target_labeled=5, shift="translation", seed=2)
+    for estimator in ("linear_svm", "decision_tree", "logreg"):
+        a = TrAdaBoost(estimator=estimator, n_estimators=5, random_state=0)
+        b = TrAdaBoost(estimator=estimator, n_estimators=5, random_state=0)
+        a.fit(task.without_test())
+        b.fit(task.without_test())
+        np.testing.assert_array_equal(a.betas_, b.betas_)
+        np.testing.assert_array_equal(a.predict_proba(task.test.X), b.predict_proba(task.test.X))
 
 
 def test_source_and_target_trains_on_the_union():

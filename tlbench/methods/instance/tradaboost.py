@@ -42,6 +42,19 @@ Deviations from the paper
   base learner receives ``p * (n + m)`` (mean weight 1, so its regularisation constant keeps its
   unweighted meaning).
 - The paper lets the user choose the initial weights; tlbench starts uniform.
+
+Speed (not a deviation: the same classifiers up to round-off)
+------------------------------------------------------------
+With a linear-kernel ``SVC`` base learner (``estimator="linear_svm"``, the default, or any
+``SVC(kernel="linear")`` instance) and at most :data:`GRAM_MAX_SAMPLES` training samples, the
+linear Gram matrix ``X X^T`` of the source + labeled target samples is computed once (one matrix
+product) and every round trains the same ``SVC`` with ``kernel="precomputed"`` on it: libsvm
+then solves the same dual problem with the same solver and stopping rule, but reads kernel
+values instead of recomputing ``N`` times the dot products of every pair (on sparse 5000-dim
+Amazon reviews, 20 rounds took minutes). Prediction computes ``X_test X^T`` once, in row blocks,
+for all voting rounds. The kernel values differ from libsvm's own dot products only by
+floating-point summation order. ``estimators_`` then hold :class:`PrecomputedLinearSVC`
+rounds, which predict from raw features like the ``SVC(kernel="linear")`` they stand for.
 """
 
 from __future__ import annotations
@@ -52,6 +65,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ...errors import ConfigError, IncompatibleTaskError
@@ -64,10 +78,53 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Self
 
-__all__ = ["TrAdaBoost"]
+__all__ = ["PrecomputedLinearSVC", "TrAdaBoost"]
 
 #: Floor of the target error, so that a perfect round (eps_t = 0) has a finite vote.
 EPS_FLOOR = 1e-10
+
+#: Largest training set (source + labeled target) for which a linear-kernel SVC base learner
+#: trains on the precomputed Gram matrix (8 * n^2 bytes: 800 MB at 10,000).
+GRAM_MAX_SAMPLES = 10_000
+
+#: Test rows whose kernel against the training samples is computed at a time in ``predict``.
+PREDICT_BLOCK = 4096
+
+
+def _linear_gram(A: Any, B: Any) -> np.ndarray:
+    """``A @ B.T`` as a dense float64 array (dense or sparse inputs)."""
+    if sp.issparse(A) or sp.issparse(B):
+        G = sp.csr_matrix(A, dtype=np.float64) @ sp.csr_matrix(B, dtype=np.float64).T
+        return np.asarray(G.toarray() if sp.issparse(G) else G, dtype=np.float64)
+    return np.asarray(A, dtype=np.float64) @ np.asarray(B, dtype=np.float64).T
+
+
+def _uses_linear_kernel(est: BaseEstimator) -> bool:
+    return isinstance(est, SVC) and est.get_params().get("kernel") == "linear"
+
+
+class PrecomputedLinearSVC:
+    """A fitted ``SVC(kernel="precomputed")`` on the linear kernel, used on raw features.
+
+    One boosting round of the Gram-matrix path: ``predict(X)`` computes ``X X_train^T`` and
+    asks the SVC, so it behaves as the ``SVC(kernel="linear")`` it replaces.
+
+    Parameters
+    ----------
+    svc : sklearn.svm.SVC
+        Fitted with ``kernel="precomputed"`` on ``X_train X_train^T``.
+    X_train : array or sparse matrix
+        The training features (shared by every round, not copied).
+    """
+
+    def __init__(self, svc: SVC, X_train: Any) -> None:
+        self.svc = svc
+        self.X_train = X_train
+        self.classes_ = svc.classes_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The SVC's labels for the raw features ``X``."""
+        return self.svc.predict(_linear_gram(X, self.X_train))
 
 
 def _base_estimator(name: str | BaseEstimator, random_state: int | None) -> BaseEstimator:
@@ -119,9 +176,13 @@ class TrAdaBoost(TransferMethod):
         The source factor ``1 / (1 + sqrt(2 ln n / N))``.
     classes_ : ndarray
         The class labels.
+    gram_ : bool
+        Whether the rounds trained a linear-kernel SVC on the precomputed Gram matrix (see
+        "Speed" in the module docstring); ``estimators_`` are then
+        :class:`PrecomputedLinearSVC`, which predict from raw features.
     diagnostics_ : dict
-        ``beta``, the mean target error, the number of degenerate rounds, and the final share
-        of the weight held by the source samples.
+        ``beta``, the mean target error, the number of degenerate rounds, the final share
+        of the weight held by the source samples, and whether the Gram-matrix path was used.
     """
 
     family: ClassVar[str] = "instance"
@@ -173,11 +234,20 @@ class TrAdaBoost(TransferMethod):
         beta = 1.0 / (1.0 + math.sqrt(2.0 * math.log(n) / N))
         w = np.full(n + m, 1.0 / (n + m))
         estimators, errors, betas = [], [], []
+        gram = _uses_linear_kernel(_base_estimator(self.estimator, self.random_state)) and (
+            n + m <= GRAM_MAX_SAMPLES
+        )
+        # the linear kernel of the training samples, computed once for every round
+        X_fit = _linear_gram(X, X) if gram else X
         for _ in range(N):
             est = _base_estimator(self.estimator, self.random_state)
+            if gram:
+                est.set_params(kernel="precomputed")  # a fresh copy: only its kernel changes
             p = w / w.sum()
-            est.fit(X, y, sample_weight=p * (n + m))
-            wrong = (est.predict(X) != y).astype(float)  # |h - y| for labels {0, 1}
+            est.fit(X_fit, y, sample_weight=p * (n + m))
+            wrong = (est.predict(X_fit) != y).astype(float)  # |h - y| for labels {0, 1}
+            if gram:
+                est = PrecomputedLinearSVC(est, X)
             eps = float(np.sum(w[is_target] * wrong[is_target]) / np.sum(w[is_target]))
             eps_used = min(max(eps, EPS_FLOOR), 0.5)
             beta_t = eps_used / (1.0 - eps_used)
@@ -192,6 +262,7 @@ class TrAdaBoost(TransferMethod):
         self.beta_ = beta
         self.classes_ = classes
         self.n_source_ = n
+        self.gram_ = gram
         degenerate = int(np.sum((self.target_errors_ == 0) | (self.target_errors_ >= 0.5)))
         self.diagnostics_ = {
             "beta": beta,
@@ -201,6 +272,7 @@ class TrAdaBoost(TransferMethod):
             "source_weight_share": float(w[:n].sum()),
             "n_source": n,
             "n_target_labeled": m,
+            "precomputed_linear_kernel": gram,
         }
         return self
 
@@ -213,9 +285,19 @@ class TrAdaBoost(TransferMethod):
         if not np.any(alphas > 0):  # every voting round had eps_t >= 1/2: vote equally
             alphas = np.ones_like(alphas)
         votes = np.zeros((X.shape[0], len(self.classes_)))
-        for alpha, est in zip(alphas, self.estimators_[first:], strict=True):
-            pred = est.predict(X)
-            votes[np.arange(len(pred)), np.searchsorted(self.classes_, pred)] += alpha
+        voters = self.estimators_[first:]
+        step = PREDICT_BLOCK if self.gram_ else max(X.shape[0], 1)
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
+            if self.gram_:  # one kernel block for every voting round
+                Xb = _linear_gram(X[rows], voters[0].X_train)
+                predictors = [est.svc.predict for est in voters]
+            else:
+                Xb = X[rows]
+                predictors = [est.predict for est in voters]
+            idx = np.arange(start, start + Xb.shape[0])
+            for alpha, predict in zip(alphas, predictors, strict=True):
+                votes[idx, np.searchsorted(self.classes_, predict(Xb))] += alpha
         return votes
 
     def predict(self, X: Any) -> np.ndarray:
