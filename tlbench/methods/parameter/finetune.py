@@ -33,10 +33,12 @@ Deviations from the lecture:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -342,7 +344,9 @@ class FineTune(TransferMethod):
         if hasattr(X, "checksum"):  # image files: names, labels and bytes, no decoding
             files = X.checksum()
         else:
-            files = hashlib.sha256(self._images(X).numpy().tobytes()).hexdigest()
+            # the raw inputs (the resize is part of the transform below): no decoding twice
+            raw = X if isinstance(X, np.ndarray) else self._images(X).numpy()
+            files = hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
         if self.pretrained:
             from ...backbones import weights_file
 
@@ -365,12 +369,23 @@ class FineTune(TransferMethod):
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
 
-    def _bottleneck_features(self, X: Any, net: FineTuneNet, trainer: Any, role: str) -> np.ndarray:
-        """The frozen base's feature maps of ``X`` (cached on disk), float32 ``(n, C, H, W)``."""
+    def _bottleneck_features(
+        self,
+        X: Any,
+        net: FineTuneNet,
+        trainer: Any,
+        role: str,
+        images: Callable[[], torch.Tensor] | None = None,
+    ) -> np.ndarray:
+        """The frozen base's feature maps of ``X`` (cached on disk), float32 ``(n, C, H, W)``.
+
+        ``images`` returns ``X`` decoded (when the caller decodes it anyway); a cache hit
+        decodes nothing.
+        """
 
         def compute() -> torch.Tensor:
-            images = AugmentedImages(self._images(X))
-            out = trainer.forward_layers(_MapOnly(net), images, ["features"], batch_size=64)
+            images_ = AugmentedImages(images() if images is not None else self._images(X))
+            out = trainer.forward_layers(_MapOnly(net), images_, ["features"], batch_size=64)
             return torch.from_numpy(out["features"])
 
         t0 = time.perf_counter()
@@ -439,7 +454,9 @@ class FineTune(TransferMethod):
             base = FineTuneNet(backbone, _Placeholder(), n_blocks, backbone.input_mean,
                                backbone.input_std)  # fmt: skip
             self.base1_ = base
-            feats = self._bottleneck_features(train.X, base, trainer, "train")
+            # decoded at most once per fit: by stage 1 on a cache miss, by stage 2 anyway
+            train_images = functools.cache(lambda: self._images(train.X))
+            feats = self._bottleneck_features(train.X, base, trainer, "train", train_images)
             top = TopModel(feats.shape[1:], task.num_classes, **top_opts)
 
         # Stage 1: the top model on the stored feature maps
@@ -456,7 +473,7 @@ class FineTune(TransferMethod):
         self.stages_ = ["bottleneck"]
 
         if self.stage == "both":
-            self._fine_tune(train, y, backbone, opts2, aug, trainer, n_blocks)
+            self._fine_tune(train, train_images(), y, backbone, opts2, aug, trainer, n_blocks)
 
         self.classes_ = np.arange(task.num_classes)
         self.device_ = str(self.trainer_.device_)
@@ -480,15 +497,14 @@ class FineTune(TransferMethod):
         )  # fmt: skip
         return self
 
-    def _fine_tune(self, train: Domain, y: np.ndarray, backbone: nn.Module,
-                   opts: dict[str, Any], aug: dict[str, Any], trainer: Any,
-                   n_blocks: int) -> None:  # fmt: skip
+    def _fine_tune(self, train: Domain, images: torch.Tensor, y: np.ndarray,
+                   backbone: nn.Module, opts: dict[str, Any], aug: dict[str, Any],
+                   trainer: Any, n_blocks: int) -> None:  # fmt: skip
         # stage 2 trains copies: the stage 1 base and top keep predicting for stage 1
         top = copy.deepcopy(self.top1_)
         net = FineTuneNet(copy.deepcopy(backbone), top, n_blocks - int(self.train_blocks),
                           backbone.input_mean, backbone.input_std,
                           bool(opts["freeze_bn"]))  # fmt: skip
-        images = self._images(train.X)
         data = AugmentedImages(images, float(aug["shear"]), float(aug["zoom"]), bool(aug["hflip"]))
         t2 = self._stage_trainer(trainer, opts, len(y), "stage2")
         groups = net.trainable_groups(float(opts["lr_decay"]))
