@@ -108,6 +108,8 @@ def test_dan_records_learned_kernel_weights_after_fit():
         DAN(kernel_weights="optimal").fit(task.without_test(), tr)
     with pytest.raises(ConfigError, match="kernel weights"):
         DAN(kernel_weights=[1.0, 2.0]).fit(task.without_test(), tr)
+    with pytest.raises(ConfigError, match="method.estimator 'quadratic'.*linear, unbiased"):
+        DAN(estimator="quadratic").fit(task.without_test(), tr)
 
 
 def test_unknown_layer_is_a_clear_error():

@@ -218,6 +218,16 @@ def test_discriminative_learning_rates_per_block():
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.05, 0.025])
 
 
+def test_each_stage_has_its_own_learning_rate_schedule(small_layout):
+    task = catsdogs(data_dir=small_layout.parent).without_test()
+    m = _quick(finetune={"epochs": 2, "batch_size": 8, "schedule": "cosine"}).fit(task)
+    assert (m.trainer1_.schedule, m.trainer_.schedule) == ("constant", "cosine")
+    t = m.trainer_
+    assert t._lr_lambda(0) == 1.0 and t._lr_lambda(t.max_steps) == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="schedule"):
+        _quick(bottleneck={"epochs": 1, "batch_size": 8, "schedule": "step"}).fit(task)
+
+
 def test_l2sp_pulls_the_fine_tuned_weights_toward_the_pretrained_ones(small_layout):
     task = catsdogs(data_dir=small_layout.parent).without_test()
     common = dict(finetune={"epochs": 3, "batch_size": 8, "lr": 0.05})

@@ -773,6 +773,10 @@ class Trainer:
         names = list(names)
         was_training = model.training
         model.eval()
+        # a model not trained by this trainer (a frozen pretrained base) may still be elsewhere
+        model.to(self.device_)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
         data = _DomainData(Domain(X), with_labels=False)
         staged = _Staged(model)
         out: dict[str, list[np.ndarray]] = {k: [] for k in names}

@@ -21,6 +21,14 @@ EFFNET=(method.backbone=efficientnet_lite0 method.top.pool=avg method.train_bloc
 run label=efficientnet_lite0_224 "${EFFNET[@]}" method.image_size=224 method.finetune.epochs=3
 run label=efficientnet_lite0_150 "${EFFNET[@]}" method.image_size=150 method.finetune.epochs=6
 
+# The same with a longer stage 2 that decays its learning rate to 0 (cosine), so the scored last
+# weights come from small steps: 6 epochs at 224, 10 at 150; channels-last memory (faster on CPU)
+COSINE=(method.finetune.schedule=cosine hardware.channels_last=true)
+run label=efficientnet_lite0_224_cosine "${EFFNET[@]}" "${COSINE[@]}" method.image_size=224 \
+    method.finetune.epochs=6
+run label=efficientnet_lite0_150_cosine "${EFFNET[@]}" "${COSINE[@]}" method.image_size=150 \
+    method.finetune.epochs=10
+
 # VGG16, the lecture's recipe as configured by default (needs vgg16-397923af.pth in the torch hub cache)
 if [ -f "$(python -c 'import torch; print(torch.hub.get_dir())')/checkpoints/vgg16-397923af.pth" ]; then
   run label=vgg16_150

@@ -57,9 +57,10 @@ log = logging.getLogger(__name__)
 STAGES = ("bottleneck", "both")
 TOP_DEFAULTS = {"pool": "flatten", "hidden": 256, "dropout": 0.5, "sigmoid": True}
 BOTTLENECK_DEFAULTS = {"optimizer": "rmsprop", "lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0,
-                       "epochs": 50, "batch_size": 16}  # fmt: skip
+                       "epochs": 50, "batch_size": 16, "schedule": "constant"}  # fmt: skip
 FINETUNE_DEFAULTS = {"optimizer": "sgd", "lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0,
-                     "epochs": 50, "batch_size": 16, "lr_decay": 1.0, "l2sp_alpha": 0.0,
+                     "epochs": 50, "batch_size": 16, "schedule": "constant", "lr_decay": 1.0,
+                     "l2sp_alpha": 0.0,
                      "l2sp_beta": 0.0, "freeze_bn": True}  # fmt: skip
 AUGMENT_DEFAULTS = {"shear": 0.2, "zoom": 0.2, "hflip": True}
 
@@ -257,10 +258,12 @@ class FineTune(TransferMethod):
         ``pool`` (flatten | avg), ``hidden`` (256), ``dropout`` (0.5), ``sigmoid`` (true).
     bottleneck : dict
         Stage 1 training: ``optimizer`` (rmsprop), ``lr`` (1e-3), ``momentum``,
-        ``weight_decay``, ``epochs`` (50), ``batch_size`` (16).
+        ``weight_decay``, ``epochs`` (50), ``batch_size`` (16), ``schedule`` (constant, the
+        lecture's; ``cosine``: a half-cosine decay to 0 over the stage).
     finetune : dict
         Stage 2 training: ``optimizer`` (sgd), ``lr`` (1e-4), ``momentum`` (0.9),
-        ``weight_decay``, ``epochs`` (50), ``batch_size`` (16), ``lr_decay`` (1: one learning
+        ``weight_decay``, ``epochs`` (50), ``batch_size`` (16), ``schedule`` (constant),
+        ``lr_decay`` (1: one learning
         rate; k-th trainable block from the top at ``lr * lr_decay^k``), ``l2sp_alpha`` and
         ``l2sp_beta`` (L2-SP: ``alpha/2 |w - w0|^2`` on the trainable pretrained weights,
         ``beta/2 |w|^2`` on the top model; 0 disables), ``freeze_bn`` (true).
@@ -400,7 +403,7 @@ class FineTune(TransferMethod):
         t = copy.copy(trainer)
         t.optimizer, t.lr = opts["optimizer"], float(opts["lr"])
         t.momentum, t.weight_decay = float(opts["momentum"]), float(opts["weight_decay"])
-        t.batch_size, t.schedule = int(opts["batch_size"]), "constant"
+        t.batch_size, t.schedule = int(opts["batch_size"]), str(opts["schedule"])
         # Keras' epoch: n // batch_size steps
         t.max_steps = max(1, int(opts["epochs"]) * (n // int(opts["batch_size"])))
         if trainer.output_dir is not None:
