@@ -17,7 +17,7 @@ from tlbench.datasets.common import (
     preprocess,
     split_target,
 )
-from tlbench.datasets.digits import mnist_usps
+from tlbench.datasets.digits import mnist_usps, resize
 from tlbench.datasets.office_caltech import office_caltech_decaf, office_caltech_surf
 from tlbench.errors import ConfigError, DataError, IncompatibleTaskError, MissingDataError
 from tlbench.registry import DATASETS
@@ -152,6 +152,24 @@ def test_digit_labels_are_file_labels_minus_one(tmp_path):
     task = mnist_usps(data_dir=tmp_path)
     assert task.source.y.tolist() == [i % 10 for i in range(20)]
     np.testing.assert_allclose(np.linalg.norm(task.source.X, axis=1), 1.0)  # default l2
+
+
+def test_digits_resize_keeps_the_images_and_rejects_tiny_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("MNIST", "USPS"):
+        _write_mat(tmp_path / "mnist_usps_jda" / f"{name}.mat", "fts", 20, 256, 10, rng)
+    raw = mnist_usps(data_dir=tmp_path, preprocess="none")
+    big = mnist_usps(data_dir=tmp_path, preprocess="none", image_size=28)
+    assert big.source.X.shape == (20, 784) and big.target.X.shape == (20, 784)
+    # bilinear upsampling stays within the pixel range and keeps each image's mean brightness
+    assert big.source.X.min() >= raw.source.X.min() and big.source.X.max() <= raw.source.X.max()
+    np.testing.assert_allclose(big.source.X.mean(1), raw.source.X.mean(1), atol=0.05)
+    flat = np.zeros((1, 256))
+    flat[0, 16 * 8 : 16 * 9] = 1.0  # one horizontal line stays a horizontal band
+    img = resize(flat, 32).reshape(32, 32)
+    assert img[:, 0].argmax() in (16, 17) and np.ptp(img[16]) < 1e-12
+    with pytest.raises(ConfigError, match="image_size"):
+        mnist_usps(data_dir=tmp_path, image_size=2)
 
 
 def test_fake_amazon_protocols_and_sparsity(tmp_path):

@@ -135,11 +135,13 @@ def mat_pair_task(
     test_size: float,
     target_labeled: int | float | str | None,
     seed: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TransferTask:
     """The task of two domains stored as one ``.mat`` file each (features ``x_key``, ``labels``).
 
     Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names,
-    reads and checks both files, then :func:`make_task` with the adapter's options.
+    reads and checks both files, applies ``transform`` to each domain's features (before the
+    preprocessing), then :func:`make_task` with the adapter's options.
     """
     check_domains(dataset, source, target, tuple(files))
     domains = {}
@@ -148,7 +150,7 @@ def mat_pair_task(
         X, y = load_mat_domain(
             path, x_key, "labels", n_features=n_features, num_classes=num_classes
         )
-        domains[name] = (X, y, name)
+        domains[name] = (X if transform is None else transform(X), y, name)
     return make_task(
         source=domains[source],
         target=domains[target],

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import ConfigError
 from ..registry import register_dataset
 from ..task import TransferTask
 from .common import mat_pair_task
@@ -18,6 +21,7 @@ FOLDER = "mnist_usps_jda"
 FILES = {"mnist": "MNIST.mat", "usps": "USPS.mat"}
 NUM_CLASSES = 10
 N_FEATURES = 256  # 16 x 16 pixels, row-major
+SIZE = 16
 
 
 @register_dataset(
@@ -33,6 +37,7 @@ def mnist_usps(
     target: str = "usps",
     data_dir: str | Path = "data",
     preprocess: str = "l2",
+    image_size: int = SIZE,
     protocol: str = "transductive",
     test_size: float = 0.3,
     target_labeled: int | float | str | None = 0,
@@ -52,6 +57,10 @@ def mnist_usps(
         it gives the JDA paper's NN column exactly (MNIST->USPS 65.94, USPS->MNIST 44.70).
         ``none`` keeps the raw pixels (1-NN: 64.44 / 35.85); ``l1``, ``zscore``,
         ``l1_zscore``, ``binary`` are also accepted.
+    image_size : int, default=16
+        Side of the images served, as ``image_size**2`` features: 16 keeps the stored pixels;
+        another size resizes every image bilinearly before the preprocessing (28: the input
+        LeNet was designed for, the size ADDA resized USPS to for its MNIST->USPS rows).
     protocol : {"transductive", "inductive"}, default="transductive"
         ``transductive`` (the JDA protocol) gives every target image unlabeled to ``fit`` and
         scores on them; ``inductive`` holds out a stratified ``test_size`` part of the target.
@@ -67,6 +76,8 @@ def mnist_usps(
     M. Long, J. Wang, G. Ding, J. Sun, P. S. Yu. Transfer Feature Learning with Joint
     Distribution Adaptation. ICCV 2013.
     """
+    if int(image_size) < 4:
+        raise ConfigError(f"dataset.image_size must be at least 4, got {image_size}")
     # the stored labels are digit + 1; load_mat_domain's offset of 1 gives the digit
     return mat_pair_task(
         "mnist_usps",
@@ -83,4 +94,15 @@ def mnist_usps(
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
+        transform=None if int(image_size) == SIZE else lambda X: resize(X, int(image_size)),
     )
+
+
+def resize(X: np.ndarray, size: int) -> np.ndarray:
+    """Resize rows of 16x16 row-major pixels to ``size x size`` (bilinear), flattened again."""
+    import torch  # only when resizing: the adapter itself needs numpy alone
+
+    img = torch.from_numpy(np.asarray(X, dtype=np.float64)).reshape(-1, 1, SIZE, SIZE)
+    out = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear",
+                                          align_corners=False)  # fmt: skip
+    return out.reshape(len(X), size * size).numpy()
