@@ -179,6 +179,25 @@ def test_method_reuses_cached_features(small_layout, tmp_path):
     np.testing.assert_array_equal(a.predict(task.source.X), b.predict(task.source.X))
 
 
+def test_mirror_image_averaging_records_both_and_caches_the_mirrored_features(
+    small_layout, tmp_path
+):
+    task = catsdogs(data_dir=small_layout.parent)
+    m = _quick(tta_hflip=True, cache_dir=str(tmp_path / "c")).fit(task.without_test())
+    X = task.test.X
+    p = m.predict_proba(X)
+    plain = torch.softmax(torch.from_numpy(m._stage_logits(X, "finetune", False)), 1)
+    mirror = torch.softmax(torch.from_numpy(m._stage_logits(X, "finetune", True)), 1)
+    np.testing.assert_allclose(p, ((plain + mirror) / 2).numpy(), atol=1e-6)
+    assert not np.allclose(plain.numpy(), mirror.numpy())  # the mirror image is another input
+    preds = m.intermediate_predictions(X)
+    assert set(preds) == {"bottleneck", "bottleneck_noflip", "finetune_noflip"}
+    np.testing.assert_array_equal(preds["finetune_noflip"], plain.numpy().argmax(1))
+    assert not m.cache_hits_["predict_flip"]  # its own cache entry, not the unflipped one's
+    m.intermediate_predictions(X)
+    assert m.cache_hits_["predict_flip"] and m.cache_hits_["predict"]
+
+
 # --------------------------------------------------------------------------- freezing
 
 

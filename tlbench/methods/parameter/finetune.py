@@ -28,6 +28,9 @@ Deviations from the lecture:
   keeps every batch-norm layer in inference mode, the usual choice for batches of 16.
 - Validation images are never used for selection: each stage trains for its fixed epochs
   (``trainer.selection`` may hold out part of the training images instead).
+- ``tta_hflip`` (off by default; not in the lecture) averages the class probabilities of each
+  image and its mirror image at prediction time; the record then also holds every stage's
+  accuracy without it (``accuracy_<stage>_noflip``).
 """
 
 from __future__ import annotations
@@ -269,6 +272,8 @@ class FineTune(TransferMethod):
         ``beta/2 |w|^2`` on the top model; 0 disables), ``freeze_bn`` (true).
     augment : dict
         Stage 2 augmentation: ``shear`` (0.2 rad), ``zoom`` (0.2), ``hflip`` (true).
+    tta_hflip : bool, default=False
+        Predict on each image and its mirror image and average the probabilities.
     cache_dir : str, optional
         Folder of the bottleneck-feature cache (``None``: no cache).
     random_state : int, optional
@@ -305,6 +310,7 @@ class FineTune(TransferMethod):
         bottleneck: dict | None = None,
         finetune: dict | None = None,
         augment: dict | None = None,
+        tta_hflip: bool = False,
         cache_dir: str | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -318,6 +324,7 @@ class FineTune(TransferMethod):
         self.bottleneck = bottleneck
         self.finetune = finetune
         self.augment = augment
+        self.tta_hflip = tta_hflip
         self.cache_dir = cache_dir
         self.random_state = random_state
 
@@ -342,7 +349,7 @@ class FineTune(TransferMethod):
                                           align_corners=False)  # fmt: skip
         return x.contiguous()
 
-    def _cache_parts(self, X: Any, net: FineTuneNet) -> dict[str, Any]:
+    def _cache_parts(self, X: Any, net: FineTuneNet, flip: bool = False) -> dict[str, Any]:
         """What determines the bottleneck features of ``X`` (the cache key's description)."""
         if hasattr(X, "checksum"):  # image files: names, labels and bytes, no decoding
             files = X.checksum()
@@ -367,7 +374,7 @@ class FineTune(TransferMethod):
                 "std": [float(v) for v in net.std.flatten()],
             },
             "files": files,
-        }
+        } | ({"hflip": True} if flip else {})  # unflipped keys stay those of earlier versions
 
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
@@ -379,20 +386,22 @@ class FineTune(TransferMethod):
         trainer: Any,
         role: str,
         images: Callable[[], torch.Tensor] | None = None,
+        flip: bool = False,
     ) -> np.ndarray:
         """The frozen base's feature maps of ``X`` (cached on disk), float32 ``(n, C, H, W)``.
 
         ``images`` returns ``X`` decoded (when the caller decodes it anyway); a cache hit
-        decodes nothing.
+        decodes nothing. ``flip``: of the mirror images.
         """
 
         def compute() -> torch.Tensor:
-            images_ = AugmentedImages(images() if images is not None else self._images(X))
+            x = images() if images is not None else self._images(X)
+            images_ = AugmentedImages(x.flip(-1) if flip else x)
             out = trainer.forward_layers(_MapOnly(net), images_, ["features"], batch_size=64)
             return torch.from_numpy(out["features"])
 
         t0 = time.perf_counter()
-        feats, hit = cached(self._cache_parts(X, net), compute, self.cache_dir, len(X))
+        feats, hit = cached(self._cache_parts(X, net, flip), compute, self.cache_dir, len(X))
         self.stage_seconds_[f"features_{role}"] = time.perf_counter() - t0
         self.cache_hits_[role] = hit
         return feats.numpy()
@@ -533,13 +542,23 @@ class FineTune(TransferMethod):
         self.model_, self.trainer_ = net, t2
         self.stages_.append("finetune")
 
-    def _predict_logits(self, X: Any, stage: str) -> np.ndarray:
-        check_fitted(self, "model_")
+    def _stage_logits(self, X: Any, stage: str, flip: bool) -> np.ndarray:
         if stage == "bottleneck":
-            feats = self._bottleneck_features(X, self.base1_, self.trainer1_, "predict")
+            role = "predict_flip" if flip else "predict"
+            feats = self._bottleneck_features(X, self.base1_, self.trainer1_, role, flip=flip)
             return self.trainer1_.predict_logits(self.top1_, feats, batch_size=64)
-        images = AugmentedImages(self._images(X))
+        x = self._images(X)
+        images = AugmentedImages(x.flip(-1) if flip else x)
         return self.trainer_.predict_logits(self.model_, images, batch_size=64)
+
+    def _predict_logits(self, X: Any, stage: str, tta: bool | None = None) -> np.ndarray:
+        check_fitted(self, "model_")
+        logits = self._stage_logits(X, stage, flip=False)
+        if not (self.tta_hflip if tta is None else tta):
+            return logits
+        both = np.stack([logits, self._stage_logits(X, stage, flip=True)])
+        # log of the mean probability: softmax of it gives the averaged probabilities back
+        return torch.softmax(torch.from_numpy(both).double(), dim=-1).mean(0).log().numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of the last stage run."""
@@ -555,10 +574,17 @@ class FineTune(TransferMethod):
     def intermediate_predictions(self, X: Any) -> dict[str, np.ndarray]:
         """Predictions of the earlier stages (``{"bottleneck": ...}`` after fine-tuning).
 
+        With ``tta_hflip``, also every stage's predictions without the mirror images
+        (``"<stage>_noflip"``).
+
         The runner records their accuracies as ``accuracy_<stage>`` next to ``accuracy``.
         """
         check_fitted(self, "model_")
-        return {s: self._predict_logits(X, s).argmax(axis=1) for s in self.stages_[:-1]}
+        out = {s: self._predict_logits(X, s).argmax(axis=1) for s in self.stages_[:-1]}
+        if self.tta_hflip:  # what each stage scores without the mirror images
+            for s in self.stages_:
+                out[f"{s}_noflip"] = self._predict_logits(X, s, tta=False).argmax(axis=1)
+        return out
 
 
 class _Placeholder(nn.Module):
