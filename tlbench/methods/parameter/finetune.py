@@ -63,8 +63,7 @@ BOTTLENECK_DEFAULTS = {"optimizer": "rmsprop", "lr": 1e-3, "momentum": 0.0, "wei
                        "epochs": 50, "batch_size": 16, "schedule": "constant"}  # fmt: skip
 FINETUNE_DEFAULTS = {"optimizer": "sgd", "lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0,
                      "epochs": 50, "batch_size": 16, "schedule": "constant", "lr_decay": 1.0,
-                     "l2sp_alpha": 0.0,
-                     "l2sp_beta": 0.0, "freeze_bn": True}  # fmt: skip
+                     "l2sp_alpha": 0.0, "l2sp_beta": 0.0, "freeze_bn": True}  # fmt: skip
 AUGMENT_DEFAULTS = {"shear": 0.2, "zoom": 0.2, "hflip": True}
 
 
@@ -266,8 +265,8 @@ class FineTune(TransferMethod):
     finetune : dict
         Stage 2 training: ``optimizer`` (sgd), ``lr`` (1e-4), ``momentum`` (0.9),
         ``weight_decay``, ``epochs`` (50), ``batch_size`` (16), ``schedule`` (constant),
-        ``lr_decay`` (1: one learning
-        rate; k-th trainable block from the top at ``lr * lr_decay^k``), ``l2sp_alpha`` and
+        ``lr_decay`` (1: one learning rate; k-th trainable block from the top at
+        ``lr * lr_decay^k``), ``l2sp_alpha`` and
         ``l2sp_beta`` (L2-SP: ``alpha/2 |w - w0|^2`` on the trainable pretrained weights,
         ``beta/2 |w|^2`` on the top model; 0 disables), ``freeze_bn`` (true).
     augment : dict
