@@ -60,6 +60,8 @@ def test_incompatible_precision_and_unknown_names():
         Trainer(optimizer="lbfgs").fit(_net(), Domain(X, y))
     with pytest.raises(ConfigError, match="unknown schedule"):
         Trainer(schedule="step").fit(_net(), Domain(X, y))
+    with pytest.raises(ConfigError, match="target_entropy needs unlabeled target"):
+        Trainer(selection="target_entropy").fit(_net(), Domain(X, y))
 
 
 def test_batch_larger_than_a_domain():

@@ -510,6 +510,11 @@ class Trainer:
         self._validate()
         if extra_loss is not None and unlabeled is None:
             raise ConfigError("an extra (transfer) loss needs an unlabeled domain")
+        if self.selection == "target_entropy" and unlabeled is None:
+            raise ConfigError(
+                "trainer.selection=target_entropy needs unlabeled target samples and this "
+                "method trains without them: use last or source_val"
+            )
         was_deterministic = torch.are_deterministic_algorithms_enabled()
         if self.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -112,15 +112,18 @@ def main() -> None:
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         for seed, (source, target), method in itertools.product(args.seeds, pairs, args.methods):
             folder = out / f"{args.label or method}_{source}_{target}_seed{seed}"
-            if (folder / "result.json").exists():
+            done = folder / "result.json"
+            if done.exists() and json.loads(done.read_text()).get("status") == "ok":
                 continue  # finished earlier: relaunching the script resumes the grid
+            # a method without a target loss sees no target batch the trainer could score
+            scored = args.score_entropy and method != "source_only_deep"
             overrides = [
                 f"method={method}",
                 f"dataset={study['dataset']}",
                 f"dataset.source={source}",
                 f"dataset.target={target}",
                 f"seed={seed}",
-                *common,
+                *(common if scored else COMMON),
                 *study["overrides"],
                 *extra,
             ]
