@@ -145,6 +145,19 @@ def test_dan_beats_source_only_deep_on_a_shifted_task():
     assert np.mean(accs["DAN"]) > np.mean(accs["SourceOnlyDeep"]) + 0.1, accs
 
 
+def test_a_collapsed_training_is_flagged(caplog):
+    task = DATASETS.get("toy_shift")(n_source=200, n_target=200, n_classes=3, seed=0)
+    ok = DDC(random_state=0, hidden=[32], bottleneck_dim=16)
+    ok.fit(task.without_test(), Trainer(max_steps=60, batch_size=32, progress_bar=False))
+    assert ok.diagnostics_["source_top_class_share"] < 0.6
+    bad = DDC(random_state=0, hidden=[32], bottleneck_dim=16, mmd_weight=1e2)
+    with caplog.at_level("WARNING", logger="tlbench.methods.deep"):
+        bad.fit(task.without_test(), Trainer(max_steps=60, batch_size=32, lr=3.0,
+                                             progress_bar=False))  # fmt: skip
+    assert bad.diagnostics_["source_top_class_share"] > 0.99
+    assert "training collapsed" in caplog.text
+
+
 def test_domain_weight_reaches_the_classification_loss():
     task = DATASETS.get("toy_shift")(n_source=80, n_target=60, seed=0)
     from dataclasses import replace

@@ -9,6 +9,7 @@ writes :meth:`DeepMethod.transfer_loss` and nothing else; ``source_only_deep`` w
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,10 +21,19 @@ from ..errors import ConfigError
 from ..task import UNLABELED, Domain, TransferTask
 from .base import TransferMethod, check_fitted
 
+log = logging.getLogger(__name__)
+
 try:  # Python >= 3.11
     from typing import Self
 except ImportError:  # pragma: no cover
     from typing_extensions import Self
+
+
+def _top_share(labels: np.ndarray) -> float:
+    """Share of the most frequent value among ``labels`` (labeled ones only)."""
+    labels = np.asarray(labels)
+    labels = labels[labels != UNLABELED]
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
 class DeepNet(nn.Module):
@@ -272,7 +282,8 @@ class DeepMethod(TransferMethod):
         extra = self.transfer_loss if self.uses_target else None
         history = trainer.fit(model, labeled, unlabeled, extra_loss=extra, params=groups)
 
-        feats = trainer.forward_layers(model, src_sub.X, ["features"])["features"]
+        out = trainer.forward_layers(model, src_sub.X, ["features", "logits"])
+        feats = out["features"]
         feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
         self.model_ = model
         self.trainer_ = trainer
@@ -285,7 +296,15 @@ class DeepMethod(TransferMethod):
             "selected_step": trainer.selected_step_,
             "mmd2_features_before": float(mmd_before),
             "mmd2_features_after": float(mmd2_diagnostic(feats, feats_t)),
+            # share of the (labeled) source samples given the most frequent predicted class
+            "source_top_class_share": _top_share(out["logits"].argmax(1)),
         }
+        if diag["source_top_class_share"] > max(0.99, _top_share(src_sub.y)):
+            # training diverged to a constant classifier (e.g. a transfer loss that drove the
+            # features to a degenerate solution): a number to distrust, so say it
+            log.warning("%s predicts one class for %.0f%% of the source samples: training "
+                        "collapsed; lower the learning rate or the transfer weight",
+                        type(self).__name__, 100 * diag["source_top_class_share"])  # fmt: skip
         for key in ("loss", "cls_loss", "transfer_loss"):
             if history.get(key):
                 diag[f"final_{key}"] = history[key][-1]
