@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+from tlbench import registry
 from tlbench.runner import run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +117,8 @@ def main() -> None:
             if done.exists() and json.loads(done.read_text()).get("status") == "ok":
                 continue  # finished earlier: relaunching the script resumes the grid
             # a method without a target loss sees no target batch the trainer could score
-            scored = args.score_entropy and method != "source_only_deep"
+            method_cls = registry.METHODS.get(method)
+            scored = args.score_entropy and getattr(method_cls, "uses_target", True)
             overrides = [
                 f"method={method}",
                 f"dataset={study['dataset']}",

@@ -75,6 +75,13 @@ from ..deep import DeepMethod, DeepNet, check_layers
 
 ESTIMATORS = ("linear", "unbiased", "biased")
 
+
+def _check_estimator(estimator: str, what: str) -> None:
+    if estimator not in ESTIMATORS:
+        choices = ", ".join(ESTIMATORS)
+        raise ConfigError(f"unknown {what} {estimator!r}; choose one of {choices}")
+
+
 try:  # Python >= 3.11
     from typing import Self
 except ImportError:  # pragma: no cover
@@ -121,9 +128,7 @@ def per_kernel_mmd2(
         The linear-time terms (differentiable), when ``estimator="linear"`` or
         ``linear_terms``.
     """
-    if estimator not in ESTIMATORS:
-        choices = ", ".join(ESTIMATORS)
-        raise ConfigError(f"unknown MMD estimator {estimator!r}; choose one of {choices}")
+    _check_estimator(estimator, "MMD estimator")
     mult = torch.as_tensor(list(multipliers), dtype=X.dtype, device=X.device)
     if len(mult) == 0 or bool((mult <= 0).any()):
         raise ConfigError(f"bandwidth_multipliers must be > 0, got {list(multipliers)}")
@@ -358,9 +363,7 @@ class DAN(DeepMethod):
 
     def fit(self, task: Any, trainer: Any | None = None) -> Self:
         """Train as :meth:`DeepMethod.fit`; record the final kernel weights."""
-        if self.estimator not in ESTIMATORS:  # before any training step, not at the first one
-            raise ConfigError(f"unknown method.estimator {self.estimator!r}; choose one of "
-                              f"{', '.join(ESTIMATORS)}")  # fmt: skip
+        _check_estimator(self.estimator, "method.estimator")  # before training, not at step 1
         self._beta_state: dict[str, dict[str, Any]] = {}
         super().fit(task, trainer)
         if self._mode() == "learned":

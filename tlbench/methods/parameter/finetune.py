@@ -541,23 +541,28 @@ class FineTune(TransferMethod):
         self.model_, self.trainer_ = net, t2
         self.stages_.append("finetune")
 
-    def _stage_logits(self, X: Any, stage: str, flip: bool) -> np.ndarray:
+    def _stage_logits(self, X: Any, stage: str, flip: bool,
+                      images: Callable[[], torch.Tensor] | None = None) -> np.ndarray:  # fmt: skip
+        """Logits of one stage on ``X`` (``flip``: on its mirror images).
+
+        ``images`` decodes ``X`` once for every call that shares it.
+        """
+        images = images or (lambda: self._images(X))
         if stage == "bottleneck":
             role = "predict_flip" if flip else "predict"
-            feats = self._bottleneck_features(X, self.base1_, self.trainer1_, role, flip=flip)
+            feats = self._bottleneck_features(X, self.base1_, self.trainer1_, role, images, flip)
             return self.trainer1_.predict_logits(self.top1_, feats, batch_size=64)
-        x = self._images(X)
-        images = AugmentedImages(x.flip(-1) if flip else x)
-        return self.trainer_.predict_logits(self.model_, images, batch_size=64)
+        x = images()
+        images_ = AugmentedImages(x.flip(-1) if flip else x)
+        return self.trainer_.predict_logits(self.model_, images_, batch_size=64)
 
-    def _predict_logits(self, X: Any, stage: str, tta: bool | None = None) -> np.ndarray:
+    def _predict_logits(self, X: Any, stage: str) -> np.ndarray:
         check_fitted(self, "model_")
-        logits = self._stage_logits(X, stage, flip=False)
-        if not (self.tta_hflip if tta is None else tta):
+        images = functools.cache(lambda: self._images(X))
+        logits = self._stage_logits(X, stage, False, images)
+        if not self.tta_hflip:
             return logits
-        both = np.stack([logits, self._stage_logits(X, stage, flip=True)])
-        # log of the mean probability: softmax of it gives the averaged probabilities back
-        return torch.softmax(torch.from_numpy(both).double(), dim=-1).mean(0).log().numpy()
+        return _mean_probability_logits(logits, self._stage_logits(X, stage, True, images))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of the last stage run."""
@@ -579,11 +584,23 @@ class FineTune(TransferMethod):
         The runner records their accuracies as ``accuracy_<stage>`` next to ``accuracy``.
         """
         check_fitted(self, "model_")
-        out = {s: self._predict_logits(X, s).argmax(axis=1) for s in self.stages_[:-1]}
-        if self.tta_hflip:  # what each stage scores without the mirror images
-            for s in self.stages_:
-                out[f"{s}_noflip"] = self._predict_logits(X, s, tta=False).argmax(axis=1)
+        images = functools.cache(lambda: self._images(X))
+        out = {}
+        for s in self.stages_:
+            plain = self._stage_logits(X, s, False, images)
+            if self.tta_hflip:  # what each stage scores without the mirror images
+                out[f"{s}_noflip"] = plain.argmax(axis=1)
+            if s != self.stages_[-1]:
+                if self.tta_hflip:
+                    plain = _mean_probability_logits(plain, self._stage_logits(X, s, True, images))
+                out[s] = plain.argmax(axis=1)
         return out
+
+
+def _mean_probability_logits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Log of the mean of two softmax probabilities: its softmax gives that mean back."""
+    both = torch.from_numpy(np.stack([a, b])).double()
+    return torch.softmax(both, dim=-1).mean(0).log().numpy()
 
 
 class _Placeholder(nn.Module):
