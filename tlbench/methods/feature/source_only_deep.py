@@ -22,7 +22,7 @@ class SourceOnlyDeep(DeepMethod):
     Parameters
     ----------
     backbone, pretrained, weights_path, bottleneck_dim, dropout, backbone_lr_mult, hidden,
-    input_shape, random_state
+    input_shape, image_size, train_blocks, cache_dir, random_state
         See :class:`~tlbench.methods.deep.DeepMethod`.
 
     Attributes

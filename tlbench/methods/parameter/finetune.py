@@ -1,11 +1,12 @@
 """``finetune``: parameter transfer in two stages, the frozen-base then fine-tune recipe.
 
 Stage 1, "bottleneck features": run the frozen convolutional base of a pretrained network once
-over the training images, store its feature maps (a disk cache, :mod:`.cache`), and train a
-small top model on them (Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid; RMSprop, binary
-cross-entropy, 50 epochs, batch 16). Stage 2, "fine-tuning": put the trained top model on the
-base, freeze every block but the last ``train_blocks`` and train with SGD (lr 1e-4, momentum
-0.9) and augmentation (shear 0.2, zoom 0.2, horizontal flip). The defaults are the lecture's
+over the training images, store its feature maps (the shared disk cache,
+:mod:`tlbench.features`), and train a small top model on them (Flatten, Dense 256 ReLU,
+Dropout 0.5, Dense 1 sigmoid; RMSprop, binary cross-entropy, 50 epochs, batch 16). Stage 2,
+"fine-tuning": put the trained top model on the base, freeze every block but the last
+``train_blocks`` and train with SGD (lr 1e-4, momentum 0.9) and augmentation (shear 0.2,
+zoom 0.2, horizontal flip). The defaults are the lecture's
 VGG16 recipe for Dogs vs. Cats (``../shared/docs/lecture-transfer-learning-zh.txt``; F. Chollet,
 "Building powerful image classification models using very little data", Keras blog, 2016), an
 instance of Yosinski, Clune, Bengio, Lipson, "How transferable are features in deep neural
@@ -26,6 +27,10 @@ Deviations from the lecture:
   it is applied to the resized image, as there.
 - Batch-norm layers of frozen blocks stay in inference mode (VGG16 has none); ``freeze_bn``
   keeps every batch-norm layer in inference mode, the usual choice for batches of 16.
+- It trains on the labeled photos it is given: the source images plus any labeled target
+  images (on ``catsdogs``: the training photos; the pretrained network is the source
+  knowledge). A corrupted target (``dataset.target_shift``) is predicted; of it only the
+  labeled photos, if any, are trained on.
 - Validation images are never used for selection: each stage trains for its fixed epochs
   (``trainer.selection`` may hold out part of the training images instead).
 - ``tta_hflip`` (off by default; not in the lecture) averages the class probabilities of each
@@ -37,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import logging
 import math
 import time
@@ -50,10 +54,11 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, DataError
+from ...features import FrozenSpec, frozen_features, load_images
 from ...registry import register_method
 from ...task import Domain, TransferTask
 from ..base import TransferMethod, check_fitted
-from .cache import cached, file_digest
+from ..deep import concat_domains
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +251,8 @@ class FineTune(TransferMethod):
         ``bottleneck`` runs stage 1 alone.
     backbone : str, default="vgg16"
         A backbone with convolutional blocks: ``vgg16``, ``efficientnet_lite0``,
-        ``cifar_resnet20``/``32``, ``resnet18``/``50``.
+        ``cifar_resnet20``/``32``, ``resnet18``/``50``; ``imagenet``: ``vgg16`` when its weights
+        are present, else ``efficientnet_lite0`` (:func:`tlbench.backbones.resolve_backbone`).
     pretrained : bool, default=True
         Load pretrained weights (never downloaded; see :func:`tlbench.backbones.weights_file`).
     weights_path : str, optional
@@ -282,10 +288,10 @@ class FineTune(TransferMethod):
     ----------
     model_ : FineTuneNet
         The network after the last stage run (stage 1: a base with every block frozen).
-    base1_ : FineTuneNet
-        The pretrained base, every block frozen (it makes the bottleneck features).
     top1_ : TopModel
         The stage 1 top model (a copy; stage 2 trains another copy).
+    backbone_ : str
+        The backbone used (what ``imagenet`` stood for).
     stage_seconds_ : dict
         Wall time of feature extraction, stage 1 and stage 2.
     cache_hits_ : dict
@@ -294,7 +300,6 @@ class FineTune(TransferMethod):
 
     family: ClassVar[str] = "parameter"
     supports: ClassVar[frozenset[str]] = frozenset({"image"})
-    needs_target_labels: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -331,49 +336,7 @@ class FineTune(TransferMethod):
 
     def _images(self, X: Any) -> torch.Tensor:
         """``(n, 3, S, S)`` images: uint8 decoded from files, or float resized from arrays."""
-        S = int(self.image_size)
-        if hasattr(X, "with_size") and hasattr(X, "load_uint8"):  # ImageFiles
-            return torch.from_numpy(X.with_size(S).load_uint8())
-        if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, np.ndarray):
-            X = np.stack([np.asarray(X[i][0] if isinstance(X[i], tuple) else X[i])
-                          for i in range(len(X))])  # fmt: skip
-        X = np.asarray(X)
-        if X.ndim != 4 or X.shape[1] not in (1, 3):
-            raise DataError(f"finetune needs images (n, 1 or 3, H, W); got shape {X.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        if x.shape[1] == 1:  # grey: the pretrained bases take RGB
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (S, S):
-            x = nn.functional.interpolate(x, size=(S, S), mode="bilinear", antialias=True,
-                                          align_corners=False)  # fmt: skip
-        return x.contiguous()
-
-    def _cache_parts(self, X: Any, net: FineTuneNet, flip: bool = False) -> dict[str, Any]:
-        """What determines the bottleneck features of ``X`` (the cache key's description)."""
-        if hasattr(X, "checksum"):  # image files: names, labels and bytes, no decoding
-            files = X.checksum()
-        else:
-            # the raw inputs (the resize is part of the transform below): no decoding twice
-            raw = X if isinstance(X, np.ndarray) else self._images(X).numpy()
-            files = hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
-        if self.pretrained:
-            from ...backbones import weights_file
-
-            weights = file_digest(weights_file(self.backbone, self.weights_path))
-        else:
-            weights = f"random-init-seed{self._seed()}"
-        return {
-            "version": 1,
-            "backbone": self.backbone,
-            "weights": weights,
-            "transform": {
-                "size": int(self.image_size),
-                "resize": "pil-bilinear-antialias",
-                "mean": [float(v) for v in net.mean.flatten()],
-                "std": [float(v) for v in net.std.flatten()],
-            },
-            "files": files,
-        } | ({"hflip": True} if flip else {})  # unflipped keys stay those of earlier versions
+        return load_images(X, int(self.image_size))
 
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
@@ -381,29 +344,27 @@ class FineTune(TransferMethod):
     def _bottleneck_features(
         self,
         X: Any,
-        net: FineTuneNet,
         trainer: Any,
         role: str,
         images: Callable[[], torch.Tensor] | None = None,
         flip: bool = False,
     ) -> np.ndarray:
-        """The frozen base's feature maps of ``X`` (cached on disk), float32 ``(n, C, H, W)``.
+        """The frozen base's feature maps of ``X`` (the shared cache), float32 ``(n, C, H, W)``.
 
         ``images`` returns ``X`` decoded (when the caller decodes it anyway); a cache hit
-        decodes nothing. ``flip``: of the mirror images.
+        decodes nothing. ``flip``: of the mirror images. A top model that averages the map
+        over space (``top.pool=avg``) reads the pooled features, as ``(n, C, 1, 1)``: the
+        entry the deep methods and ``dataset.features`` share, 49 times smaller at 224 px.
         """
-
-        def compute() -> torch.Tensor:
-            x = images() if images is not None else self._images(X)
-            images_ = AugmentedImages(x.flip(-1) if flip else x)
-            out = trainer.forward_layers(_MapOnly(net), images_, ["features"], batch_size=64)
-            return torch.from_numpy(out["features"])
-
+        pooled = _options(self.top, TOP_DEFAULTS, "method.top")["pool"] == "avg"
+        spec = FrozenSpec(self.backbone_, bool(self.pretrained), self.weights_path,
+                          int(self.image_size), None, pooled, self._seed())  # fmt: skip
         t0 = time.perf_counter()
-        feats, hit = cached(self._cache_parts(X, net, flip), compute, self.cache_dir, len(X))
+        feats, hit = frozen_features(spec, X, trainer=trainer, cache_dir=self.cache_dir,
+                                     images=images, flip=flip)  # fmt: skip
         self.stage_seconds_[f"features_{role}"] = time.perf_counter() - t0
         self.cache_hits_[role] = hit
-        return feats.numpy()
+        return feats[:, :, None, None] if pooled else feats
 
     def _stage_trainer(self, trainer: Any, opts: dict[str, Any], n: int, sub: str) -> Any:
         if n < int(opts["batch_size"]):
@@ -435,7 +396,7 @@ class FineTune(TransferMethod):
         -------
         self : FineTune
         """
-        from ...backbones import create_backbone
+        from ...backbones import create_backbone, resolve_backbone
         from ...trainer import Trainer
 
         self.check_task(task)
@@ -449,25 +410,25 @@ class FineTune(TransferMethod):
             trainer = Trainer(seed=self._seed(), progress_bar=False)
         self.stage_seconds_: dict[str, float] = {}
         self.cache_hits_: dict[str, bool] = {}
-        train = task.target.labeled()
+        self.backbone_, why = resolve_backbone(self.backbone, self.weights_path)
+        train = task.source  # the labeled photos: the source, plus any labeled target photos
+        if task.target.n_labeled:
+            train = concat_domains(task.source, task.target.labeled())
         y = np.asarray(train.y)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed())
-            backbone = create_backbone(self.backbone, num_classes=task.num_classes,
+            backbone = create_backbone(self.backbone_, num_classes=task.num_classes,
                                        in_shape=(3, self.image_size, self.image_size),
                                        pretrained=self.pretrained,
                                        weights_path=self.weights_path)  # fmt: skip
             n_blocks = len(backbone.conv_blocks())
             if not 0 <= int(self.train_blocks) <= n_blocks:
-                raise ConfigError(f"train_blocks must be in 0..{n_blocks} for {self.backbone}")
+                raise ConfigError(f"train_blocks must be in 0..{n_blocks} for {self.backbone_}")
             backbone.conv_base_only()
-            base = FineTuneNet(backbone, _Placeholder(), n_blocks, backbone.input_mean,
-                               backbone.input_std)  # fmt: skip
-            self.base1_ = base
             # decoded at most once per fit: by stage 1 on a cache miss, by stage 2 anyway
             train_images = functools.cache(lambda: self._images(train.X))
-            feats = self._bottleneck_features(train.X, base, trainer, "train", train_images)
+            feats = self._bottleneck_features(train.X, trainer, "train", train_images)
             top = TopModel(feats.shape[1:], task.num_classes, **top_opts)
 
         # Stage 1: the top model on the stored feature maps
@@ -495,6 +456,7 @@ class FineTune(TransferMethod):
             "feature_cache_hits": self.cache_hits_,
             "feature_shape": list(feats.shape[1:]),
             "stages": list(self.stages_),
+            "backbone": {"name": self.backbone_, "why": why},
             "trainable_blocks": [n for n, _ in self.model_.blocks[self.model_.n_frozen :]],
         }
         # Trains on every labeled image: a held-out score exists only when the trainer holds
@@ -550,7 +512,7 @@ class FineTune(TransferMethod):
         images = images or (lambda: self._images(X))
         if stage == "bottleneck":
             role = "predict_flip" if flip else "predict"
-            feats = self._bottleneck_features(X, self.base1_, self.trainer1_, role, images, flip)
+            feats = self._bottleneck_features(X, self.trainer1_, role, images, flip)
             return self.trainer1_.predict_logits(self.top1_, feats, batch_size=64)
         x = images()
         images_ = AugmentedImages(x.flip(-1) if flip else x)
@@ -601,27 +563,3 @@ def _mean_probability_logits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Log of the mean of two softmax probabilities: its softmax gives that mean back."""
     both = torch.from_numpy(np.stack([a, b])).double()
     return torch.softmax(both, dim=-1).mean(0).log().numpy()
-
-
-class _Placeholder(nn.Module):
-    """The top of a base used only for its feature maps."""
-
-    def forward_features(self, fmap: torch.Tensor) -> torch.Tensor:
-        return fmap
-
-    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return fmap
-
-
-class _MapOnly(nn.Module):
-    """Exposes a base's feature map as ``features`` (and ``logits``) for the trainer's forward."""
-
-    def __init__(self, net: FineTuneNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.feature_map(x)
-
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return f

@@ -1,0 +1,296 @@
+"""Every family on the same photos: method x dataset defaults, target shifts, the shared
+frozen-feature cache, tabular methods on image features, one training per deep run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from tlbench import ConfigError, MissingDataError
+from tlbench.backbones import resolve_backbone
+from tlbench.datasets.catsdogs import catsdogs
+from tlbench.datasets.shifts import SHIFTS, Shift, corrupt, shift_task
+from tlbench.features import CACHE_STATS, FrozenSpec, frozen_features
+from tlbench.methods.feature.dan import DAN
+from tlbench.runner import build_task, run
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = str(REPO / "conf")
+
+
+def _layout(root: Path, n_train: int = 10, n_val: int = 6, seed: int = 0) -> Path:
+    """Photo-like stand-ins: cats reddish, dogs bluish, random sizes."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("validation", n_val)):
+        for label, cls in enumerate(("cats", "dogs")):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                h, w = rng.integers(24, 48, size=2)
+                img = rng.integers(0, 90, size=(h, w, 3)).astype(np.uint8)
+                img[..., 0 if label == 0 else 2] += 150
+                Image.fromarray(img).save(d / f"{cls[:-1]}.{i}.jpg")
+    return root
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """The ``paths.data_dir`` of a small catsdogs layout."""
+    return _layout(tmp_path / "data" / "dogs_vs_cats_small").parent
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(version_base="1.3", config_dir=CONF):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+# Small random-weight networks keep these tests fast; the defaults are composed separately.
+RANDOM_NET = ["method.backbone=cifar_resnet20", "method.pretrained=false"]
+RANDOM_FEATURES = "dataset.features={backbone: cifar_resnet20, pretrained: false}"
+QUICK = ["trainer.max_steps=6", "trainer.batch_size=4", "trainer.progress_bar=false"]
+
+
+def _run(tmp_path: Path, photos: Path, name: str, *overrides: str) -> dict:
+    cfg = _compose(f"paths.data_dir={photos}", f"paths.cache_dir={tmp_path / 'cache'}",
+                   *QUICK, *overrides)  # fmt: skip
+    return run(cfg, tmp_path / name)
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_deep_methods_on_photos_default_to_a_frozen_pretrained_base():
+    for method in ("dan", "mmd", "source_only_deep"):
+        m = _compose(f"method={method}", "dataset=catsdogs").method
+        assert (m.backbone, m.pretrained, m.image_size, m.train_blocks) == (
+            "imagenet",
+            True,
+            "native",
+            0,
+        )
+        tabular = _compose(f"method={method}", "dataset=amazon_reviews").method
+        assert (tabular.backbone, tabular.pretrained, tabular.train_blocks) == ("auto", False, None)
+
+
+def test_the_users_overrides_win_over_the_dataset_default():
+    m = _compose("method=dan", "dataset=catsdogs", "method.backbone=resnet18",
+                 "method.train_blocks=2").method  # fmt: skip
+    assert (m.backbone, m.train_blocks, m.pretrained) == ("resnet18", 2, True)
+    cfg = _compose("method=tca", "dataset=catsdogs", "dataset.features=null")
+    assert cfg.dataset.features is None
+    assert _compose("method=tca", "dataset=catsdogs").dataset.features == "imagenet"
+
+
+def test_imagenet_means_vgg16_only_when_its_weights_are_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    name, why = resolve_backbone("imagenet")
+    assert name == "efficientnet_lite0" and "vgg16-397923af.pth" in why
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
+    assert resolve_backbone("imagenet")[0] == "vgg16"
+    assert resolve_backbone("resnet18") == ("resnet18", "as configured")
+
+
+# --------------------------------------------------------------------------- shifts
+
+
+def test_every_shift_changes_the_photo_more_with_severity():
+    rng = np.random.default_rng(0)
+    img = (rng.random((32, 32, 3)) * 60 + np.linspace(0, 180, 32)[None, :, None]).astype(np.uint8)
+    for name in SHIFTS:
+        dist = []
+        for sev in (1, 3, 5):
+            out = corrupt(img, name, sev, np.random.default_rng(1))
+            assert out.shape == img.shape and out.dtype == np.uint8
+            dist.append(float(np.abs(out.astype(float) - img).mean()))
+        assert 0 < dist[0] < dist[2], (name, dist)
+
+
+def test_a_shift_corrupts_the_target_only_and_is_deterministic(photos):
+    task = catsdogs(data_dir=photos, image_size=24)
+    shifted = shift_task(task, Shift("gaussian_noise", 4, seed=0))
+    assert torch.equal(shifted.source.X[0], task.source.X[0])
+    assert not torch.equal(shifted.target.X[0], task.target.X[0])
+    assert torch.equal(shifted.target.X[0], shifted.target.X[0])  # the same on every read
+    again = shift_task(task, Shift("gaussian_noise", 4, seed=0))
+    assert torch.equal(again.test.X[3], shifted.test.X[3])
+    other_seed = shift_task(task, Shift("gaussian_noise", 4, seed=1))
+    assert not torch.equal(other_seed.target.X[0], shifted.target.X[0])
+    milder = shift_task(task, Shift("gaussian_noise", 1, seed=0))
+    assert not torch.equal(milder.target.X[0], shifted.target.X[0])
+    # the cache keys of the photos follow the shift
+    assert shifted.target.X.checksum() != task.target.X.checksum()
+    assert shifted.target.X.checksum() != milder.target.X.checksum()
+    assert shifted.source.X.checksum() == task.source.X.checksum()
+    assert shifted.info["target_shift"] == "gaussian_noise"
+
+
+def test_bad_shifts_are_one_line_errors(photos):
+    with pytest.raises(ConfigError, match="choose one of gaussian_noise.*grayscale"):
+        build_task(_compose("dataset=catsdogs", f"paths.data_dir={photos}",
+                            "dataset.target_shift=fog"))  # fmt: skip
+    with pytest.raises(ConfigError, match="1..5"):
+        build_task(_compose("dataset=catsdogs", f"paths.data_dir={photos}",
+                            "dataset.target_shift=jpeg", "dataset.shift_severity=6"))  # fmt: skip
+    with pytest.raises(ConfigError, match="tabular"):
+        build_task(_compose("dataset=toy_shift", "dataset.target_shift=jpeg"))
+
+
+@pytest.mark.slow
+def test_a_bad_shift_on_the_command_line_exits_2_with_one_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "tlbench", "dataset.target_shift=jpeg",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "tabular" in out.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["status"] == "failed"
+
+
+def test_image_arrays_are_shifted_too():
+    task = build_task(_compose("dataset=toy_images", "dataset.target_shift=contrast"))
+    plain = build_task(_compose("dataset=toy_images"))
+    assert np.array_equal(task.source.X, plain.source.X)
+    assert not np.allclose(task.target.X, plain.target.X)
+    assert task.target.X.shape == plain.target.X.shape
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_the_frozen_features_of_a_subset_come_from_the_whole_sets_entry(photos, tmp_path):
+    task = catsdogs(data_dir=photos)
+    spec = FrozenSpec("cifar_resnet20", pretrained=False, image_size=32)
+    full, hit = frozen_features(spec, task.source.X, cache_dir=tmp_path)
+    assert not hit and full.shape == (20, 64)
+    before = CACHE_STATS["hits"]
+    part, hit = frozen_features(spec, task.source.X.subset([3, 1, 7]), cache_dir=tmp_path)
+    assert hit and CACHE_STATS["hits"] == before + 1
+    np.testing.assert_array_equal(part, full[[3, 1, 7]])
+    # another layer, another entry
+    _, hit = frozen_features(FrozenSpec("cifar_resnet20", False, None, 32, 2, False),
+                             task.source.X, cache_dir=tmp_path)  # fmt: skip
+    assert not hit
+
+
+def test_a_second_method_reads_the_first_ones_features(photos, tmp_path):
+    first = _run(tmp_path, photos, "dan", "method=dan", "dataset=catsdogs", *RANDOM_NET)
+    assert first["status"] == "ok", first["reason"]
+    net = first["diagnostics"]["network"]
+    assert net["cache_hits"] == {"source": False, "target": False}
+    assert net["image_size"] == 32 and net["train_blocks"] == 0
+    hits = CACHE_STATS["hits"]
+    second = _run(tmp_path, photos, "src", "method=source_only_deep", "dataset=catsdogs",
+                  *RANDOM_NET)  # fmt: skip
+    assert second["diagnostics"]["network"]["cache_hits"] == {"source": True, "target": True}
+    assert CACHE_STATS["hits"] > hits
+    # a tabular method on the same photos reads the same pooled entries
+    third = _run(tmp_path, photos, "tca", "method=tca", "dataset=catsdogs", RANDOM_FEATURES)
+    assert third["status"] == "ok", third["reason"]
+    assert third["task_info"]["features"]["cache_hits"] == {
+        "source": True,
+        "target": True,
+        "test": True,
+    }
+
+
+def test_a_shifted_target_never_reads_the_unshifted_entry(photos, tmp_path):
+    plain = _run(tmp_path, photos, "a", "method=dan", "dataset=catsdogs", *RANDOM_NET)
+    shifted = _run(tmp_path, photos, "b", "method=dan", "dataset=catsdogs", *RANDOM_NET,
+                   "dataset.target_shift=pixelate")  # fmt: skip
+    assert shifted["diagnostics"]["network"]["cache_hits"] == {"source": True, "target": False}
+    assert shifted["task_info"]["target_shift"] == "pixelate"
+    assert "pixelate severity 3" in _summary(shifted)
+    assert plain["metrics"]["n_test"] == shifted["metrics"]["n_test"] == 12
+
+
+def _summary(record: dict) -> str:
+    from tlbench.runner import summary
+
+    return summary(record)
+
+
+# --------------------------------------------------------------------------- every family
+
+
+@pytest.mark.parametrize("method", ["source_only", "kmm", "tca", "jda", "coral"])
+def test_tabular_methods_run_on_photo_features(photos, tmp_path, method):
+    small = ["method.n_components=8"] if method in ("tca", "jda") else []  # 32 photos here
+    record = _run(tmp_path, photos, method, f"method={method}", "dataset=catsdogs",
+                  RANDOM_FEATURES, *small)  # fmt: skip
+    assert record["status"] == "ok", record["reason"]
+    assert record["kind"] == "tabular" and record["metrics"]["n_test"] == 12
+    assert record["selection_scores"]["source_val"] is not None
+
+
+def test_tradaboost_uses_a_few_labeled_target_photos(photos, tmp_path):
+    record = _run(tmp_path, photos, "tr", "method=tradaboost", "dataset=catsdogs",
+                  RANDOM_FEATURES, "dataset.target_labeled=2")  # fmt: skip
+    assert record["status"] == "ok", record["reason"]
+    assert record["n_target_labeled"] == 4 and record["metrics"]["n_test"] == 8
+
+
+def test_tabular_methods_without_features_are_skipped_not_wrong(photos, tmp_path):
+    record = _run(tmp_path, photos, "x", "method=coral", "dataset=catsdogs",
+                  "dataset.features=null")  # fmt: skip
+    assert record["status"] == "skipped" and "image" in record["reason"]
+
+
+def test_features_without_their_weights_are_a_clear_error(photos, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(MissingDataError, match="vgg16-397923af.pth"):
+        _run(tmp_path, photos, "v", "method=tca", "dataset=catsdogs", "dataset.features=vgg16")
+    record = json.loads((tmp_path / "v" / "result.json").read_text())
+    assert record["status"] == "failed"
+
+
+# --------------------------------------------------------------------------- one training
+
+
+def test_a_deep_run_is_trained_once_and_scored_on_held_out_source(photos, tmp_path, monkeypatch):
+    fits = []
+    original = DAN.fit
+
+    def counting(self, task, trainer=None):
+        fits.append(len(task.source))
+        return original(self, task, trainer)
+
+    monkeypatch.setattr(DAN, "fit", counting)
+    record = _run(tmp_path, photos, "once", "method=dan", "dataset=catsdogs", *RANDOM_NET)
+    assert fits == [16]  # one training, on 80 % of the 20 source photos
+    assert record["trained_on"].startswith("16 of the 20")
+    assert record["selection_info"]["trained_once"] is True
+    for protocol in ("source_val", "iwv", "dev", "entropy"):
+        assert record["selection_scores"][protocol] is not None, protocol
+    rows = list(csv.DictReader((tmp_path / "once" / "history.csv").open()))
+    assert [int(r["step"]) for r in rows] == [6] and float(rows[0]["cls_loss"]) > 0
+    none = _run(tmp_path, photos, "all", "method=dan", "dataset=catsdogs", *RANDOM_NET,
+                "selection=none")  # fmt: skip
+    assert fits[-1] == 20 and "trained_on" not in none
+
+
+def test_the_default_network_on_photos_end_to_end(photos, tmp_path):
+    # the composed default: the offline ImageNet base (or vgg16 when its weights are here)
+    record = _run(tmp_path, photos, "default", "method=dan", "dataset=catsdogs")
+    assert record["status"] == "ok", record["reason"]
+    net = record["diagnostics"]["network"]
+    assert net["backbone"] in ("efficientnet_lite0", "vgg16") and net["image_size"] == 224
+    assert "network   " in _summary(record) and net["why"] in _summary(record)
+
+
+def test_the_cross_family_study_composes():
+    cfg = _compose("experiment=catsdogs_families")
+    assert cfg.dataset._target_.endswith("catsdogs") and cfg.selection.name == "source_val"
+    params = cfg.hydra.sweeper.params if "hydra" in cfg else None
+    assert params is None or "method" in params
