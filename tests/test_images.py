@@ -125,6 +125,10 @@ def test_a_shift_corrupts_the_target_only_and_is_deterministic(photos):
     assert torch.equal(again.test.X[3], shifted.test.X[3])
     other_seed = shift_task(task, Shift("gaussian_noise", 4, seed=1))
     assert not torch.equal(other_seed.target.X[0], shifted.target.X[0])
+    assert other_seed.target.X.checksum() != shifted.target.X.checksum()
+    # a deterministic corruption is the same for every seed, and so is its cache key
+    blur = [shift_task(task, Shift("gaussian_blur", 2, seed=s)).target.X for s in (0, 1)]
+    assert blur[0].checksum() == blur[1].checksum() and torch.equal(blur[0][2], blur[1][2])
     milder = shift_task(task, Shift("gaussian_noise", 1, seed=0))
     assert not torch.equal(milder.target.X[0], shifted.target.X[0])
     # the cache keys of the photos follow the shift
@@ -290,7 +294,23 @@ def test_the_default_network_on_photos_end_to_end(photos, tmp_path):
 
 
 def test_the_cross_family_study_composes():
-    cfg = _compose("experiment=catsdogs_families")
+    with initialize_config_dir(version_base="1.3", config_dir=CONF):
+        cfg = compose(config_name="config", overrides=["experiment=catsdogs_families"],
+                      return_hydra_config=True)  # fmt: skip
     assert cfg.dataset._target_.endswith("catsdogs") and cfg.selection.name == "source_val"
-    params = cfg.hydra.sweeper.params if "hydra" in cfg else None
-    assert params is None or "method" in params
+    params = cfg.hydra.sweeper.params
+    assert {"source_only", "kmm", "tca", "jda", "coral", "dan"} <= set(params.method.split(","))
+    shifts = params["dataset.target_shift"].split(",")
+    assert shifts[0] == "none" and len(shifts) >= 4 and set(shifts[1:]) <= set(SHIFTS)
+    assert len(params.seed.split(",")) == 3
+
+
+def test_training_curves_go_to_tensorboard_when_it_is_installed(tmp_path):
+    pytest.importorskip("tensorboard")  # the optional extra tlbench[tensorboard]
+    from tlbench.results import write_history
+
+    write_history(tmp_path, {"step": [5, 10], "loss": [0.9, 0.4], "eval_step": [10],
+                             "eval_score": [0.75]})  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [r["eval_score"] for r in rows] == ["", "0.75"]
+    assert any((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -83,7 +83,7 @@ def dataset_options(cfg: DictConfig) -> dict[str, Any]:
 
 def build_task(cfg: DictConfig) -> TransferTask:
     """Load the task described by ``cfg.dataset`` (with its target shift, if any)."""
-    from .datasets.shifts import check_shift, parse_shift, shift_task
+    from .datasets.shifts import check_severity, parse_shift, shift_task
 
     opts = dataset_options(cfg)
     node = cfg.dataset
@@ -98,7 +98,7 @@ def build_task(cfg: DictConfig) -> TransferTask:
     severity = opts.get("shift_severity", 3)
     shift = parse_shift(opts.get("target_shift"), severity, int(cfg.get("seed", 0)))
     if shift is None and severity is not None:
-        check_shift("gaussian_noise", severity)  # a bad severity is an error with or without
+        check_severity(severity)  # a bad severity is an error with or without a shift
     return task if shift is None else shift_task(task, shift)
 
 
@@ -393,7 +393,8 @@ def summary(record: dict[str, Any]) -> str:
     lines = [f"method    {record['method']} ({record.get('family')})", f"task      {task}"]
     feats = (record.get("task_info") or {}).get("features")
     if feats:
-        lines.append(f"features  {feats['backbone']} (pretrained, frozen, pooled) at "
+        weights = "pretrained" if feats.get("pretrained") else "random weights"
+        lines.append(f"features  {feats['backbone']} ({weights}, frozen, pooled) at "
                      f"{feats['image_size']} px, read as a tabular task")  # fmt: skip
     net = (record.get("diagnostics") or {}).get("network")
     if net:

@@ -49,6 +49,8 @@ PARAMETERS: dict[str, tuple[float, ...]] = {
     "grayscale": (0.2, 0.4, 0.6, 0.8, 1.0),
 }
 SHIFTS: tuple[str, ...] = tuple(PARAMETERS)
+#: Corruptions that draw random numbers (seeded by the run's seed and the file).
+RANDOM_SHIFTS: tuple[str, ...] = ("gaussian_noise",)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,12 @@ class Shift:
         return f"{self.name}@{self.severity}"
 
     def key(self) -> str:
-        """What a cache key needs of the shift (its name, severity and seed)."""
-        return f"{self.name}@{self.severity}#seed{self.seed}"
+        """What a cache key needs of the shift: its name, severity and, for noise, the seed.
+
+        The other corruptions are deterministic: every seed of a study shares their entries.
+        """
+        seeded = f"#seed{self.seed}" if self.name in RANDOM_SHIFTS else ""
+        return f"{self.name}@{self.severity}{seeded}"
 
     def apply(self, image: np.ndarray, key: str) -> np.ndarray:
         """Corrupt one ``(H, W, 3)`` uint8 RGB image; ``key`` (its file name) seeds the noise."""
@@ -81,6 +87,11 @@ def check_shift(name: str, severity: int) -> None:
             f"unknown dataset.target_shift {name!r}; choose one of {', '.join(SHIFTS)} "
             "(or null for no shift)"
         )
+    check_severity(severity)
+
+
+def check_severity(severity: int) -> None:
+    """Refuse a severity that is not an integer in 1..5."""
     if isinstance(severity, bool) or not isinstance(severity, int | np.integer):
         raise ConfigError(f"dataset.shift_severity must be an integer 1..5, got {severity!r}")
     if not 1 <= int(severity) <= 5:
@@ -182,4 +193,14 @@ def shift_task(task: Any, shift: Shift) -> Any:
                    info=info)  # fmt: skip
 
 
-__all__ = ["PARAMETERS", "SHIFTS", "Shift", "check_shift", "corrupt", "parse_shift", "shift_task"]
+__all__ = [
+    "PARAMETERS",
+    "RANDOM_SHIFTS",
+    "SHIFTS",
+    "Shift",
+    "check_severity",
+    "check_shift",
+    "corrupt",
+    "parse_shift",
+    "shift_task",
+]
