@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import photo_layout
 from hydra import compose, initialize_config_dir
-from PIL import Image
 
 from tlbench import ConfigError, MissingDataError
 from tlbench.backbones import resolve_backbone
@@ -27,25 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = str(REPO / "conf")
 
 
-def _layout(root: Path, n_train: int = 10, n_val: int = 6, seed: int = 0) -> Path:
-    """Photo-like stand-ins: cats reddish, dogs bluish, random sizes."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("validation", n_val)):
-        for label, cls in enumerate(("cats", "dogs")):
-            d = root / split / cls
-            d.mkdir(parents=True)
-            for i in range(n):
-                h, w = rng.integers(24, 48, size=2)
-                img = rng.integers(0, 90, size=(h, w, 3)).astype(np.uint8)
-                img[..., 0 if label == 0 else 2] += 150
-                Image.fromarray(img).save(d / f"{cls[:-1]}.{i}.jpg")
-    return root
-
-
 @pytest.fixture
 def photos(tmp_path) -> Path:
     """The ``paths.data_dir`` of a small catsdogs layout."""
-    return _layout(tmp_path / "data" / "dogs_vs_cats_small").parent
+    return photo_layout(tmp_path / "data" / "dogs_vs_cats_small", n_train=10).parent
 
 
 def _compose(*overrides: str):

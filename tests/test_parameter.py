@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import photo as _image
+from conftest import photo_layout as _layout
 from hydra import compose, initialize_config_dir
-from PIL import Image
 
 from tlbench import ConfigError, DataError, MissingDataError
 from tlbench.backbones import create_backbone
@@ -23,28 +24,6 @@ from tlbench.runner import run
 from tlbench.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _image(path: Path, label: int, rng: np.random.Generator, mode: str = "RGB") -> None:
-    """A photo-like stand-in: cats reddish, dogs bluish, random size and texture."""
-    h, w = rng.integers(24, 60, size=2)
-    img = rng.integers(0, 90, size=(h, w, 3)).astype(np.uint8)
-    img[..., 0 if label == 0 else 2] += 150
-    im = Image.fromarray(img)
-    if mode != "RGB":
-        im = im.convert(mode)
-    im.save(path, format="JPEG" if path.suffix == ".jpg" else None)
-
-
-def _layout(root: Path, n_train: int = 12, n_val: int = 6, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("validation", n_val)):
-        for label, cls in enumerate(("cats", "dogs")):
-            d = root / split / cls
-            d.mkdir(parents=True)
-            for i in range(n):
-                _image(d / f"{cls[:-1]}.{i}.jpg", label, rng)
-    return root
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 # Every family on Dogs vs. Cats photos (experiments/cross_family/README.md, "Photos"):
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/cross_family/run_catsdogs.sh
 #   python -m tlbench.report outputs/multirun/catsdogs_families
-# Three sweeps into one study folder; a relaunch runs only what is not finished (DONE markers).
+# Four sweeps into one study folder; a relaunch runs only what is not finished (DONE markers).
 set -euo pipefail
 : "${TLBENCH_DATA_DIR:?set TLBENCH_DATA_DIR to the folder holding dogs_vs_cats_small/}"
 RUN="python -m tlbench -m experiment=catsdogs_families"
@@ -17,6 +17,8 @@ $RUN method=finetune method.stage=bottleneck method.backbone=efficientnet_lite0 
 # TrAdaBoost needs a few labeled target photos: 5 per class (they leave the test set), with
 # source_and_target, the same data without reweighting, as its baseline
 $RUN method=tradaboost,source_and_target dataset.target_labeled=5
+# the deep methods on the other four corruptions (fixed before the runs with the three above)
+$RUN method=dan,mmd,source_only_deep dataset.target_shift=jpeg,brightness,pixelate,grayscale
 
 python -m tlbench.report outputs/multirun/catsdogs_families
 python -m tlbench.report outputs/multirun/catsdogs_families --selection all --no-plots \
