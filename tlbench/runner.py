@@ -111,11 +111,16 @@ def features_for(cfg: DictConfig, task: TransferTask, method: Any, trainer: Any)
     """
     from .features import as_tabular, parse_spec
 
-    spec_opts = dataset_options(cfg).get("features")
-    if task.kind != "image" or "image" in method.supports or spec_opts is None:
+    if task.kind != "image" or "image" in method.supports:
         return task
-    spec = parse_spec(spec_opts, int(cfg.get("seed", 0)))
+    spec = parse_spec(dataset_options(cfg).get("features"), int(cfg.get("seed", 0)))
     if spec is None:
+        if "tabular" in method.supports:
+            raise IncompatibleTaskError(
+                f"method {method.__class__.__name__} reads feature vectors and this dataset holds "
+                "images: set dataset.features=<backbone> (e.g. imagenet) to give it the frozen "
+                "features of a pretrained network"
+            )
         return task
     cache = OmegaConf.select(cfg, "paths.cache_dir", default=None)
     return as_tabular(task, spec, trainer=trainer,
