@@ -173,7 +173,7 @@ class ImageFiles(torch.utils.data.Dataset):
             h = hashlib.sha256()
             for p, y, shift in zip(self.paths, self.labels, self.shifts, strict=True):
                 h.update(f"{self._name(p).as_posix()}\0{int(y)}\0".encode())
-                if shift is not None:  # unshifted files keep the keys of earlier versions
+                if shift is not None:  # an unshifted file adds nothing here
                     h.update(f"shift\0{shift.key()}\0".encode())
                 h.update(file_digest(p).encode())  # memoised: a second set reads nothing
             self._checksum = h.hexdigest()
