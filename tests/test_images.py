@@ -299,3 +299,24 @@ def test_training_curves_go_to_tensorboard_when_it_is_installed(tmp_path):
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [r["eval_score"] for r in rows] == ["", "0.75"]
     assert any((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_blocks_trains_copies_of_the_top_blocks_above_the_cached_part(photos, tmp_path):
+    from tlbench.features import frozen_base
+    from tlbench.trainer import Trainer
+
+    task = catsdogs(data_dir=photos).without_test()
+    spec = FrozenSpec("cifar_resnet20", pretrained=False, image_size=32)
+    before = {k: v.clone() for k, v in frozen_base(spec).state_dict().items()}
+    method = DAN(backbone="cifar_resnet20", pretrained=False, image_size=32, train_blocks=1,
+                 cache_dir=str(tmp_path), random_state=0)  # fmt: skip
+    method.fit(task, Trainer(max_steps=5, batch_size=4, lr=0.1, optimizer="sgd", seed=0,
+                             progress_bar=False))  # fmt: skip
+    assert method.network_["blocks"] == 4  # stem, layer1..3: the last one trains
+    tail = method.model_.backbone.body[0]
+    trained = tail.state_dict()
+    frozen = frozen_base(spec).body[3].state_dict()
+    assert any(not torch.equal(trained[k].cpu(), frozen[k]) for k in trained)
+    after = frozen_base(spec).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the shared base never moves
+    assert method.predict(catsdogs(data_dir=photos).test.X).shape == (12,)

@@ -255,8 +255,11 @@ def build_backbone(spec: FrozenSpec, num_classes: int = 2) -> nn.Module:
 
 
 @functools.lru_cache(maxsize=4)
-def _frozen_base(spec: FrozenSpec) -> FrozenBase:
-    # one copy per process: a sweep's methods share it as they share the cache
+def frozen_base(spec: FrozenSpec) -> FrozenBase:
+    """The frozen network of ``spec``, built once per process (never train it in place).
+
+    A sweep's methods share it as they share the cache entries it fills.
+    """
     return FrozenBase(build_backbone(spec), spec.blocks, spec.pool)
 
 
@@ -264,7 +267,7 @@ def key_parts(spec: FrozenSpec, X: Any, flip: bool = False) -> dict[str, Any]:
     """The description the cache key of ``X``'s frozen features is made from."""
     from .backbones import weights_file
 
-    base = _frozen_base(spec)
+    base = frozen_base(spec)
     if spec.pretrained:
         weights = file_digest(weights_file(spec.backbone, spec.weights_path))
     else:
@@ -334,7 +337,7 @@ def frozen_features(
                                      flip=flip, batch_size=batch_size)  # fmt: skip
         return feats[index], hit
     trainer = trainer if trainer is not None else Trainer(progress_bar=False)
-    base = _frozen_base(spec)
+    base = frozen_base(spec)
 
     def compute() -> torch.Tensor:
         x = images() if images is not None else load_images(X, int(spec.image_size))
@@ -363,20 +366,19 @@ def parse_spec(features: Any, seed: int = 0) -> FrozenSpec | None:
     if features is None or features in ("none", False):
         return None
     opts = {"backbone": features} if isinstance(features, str) else dict(features)
-    opts["backbone"] = resolve_backbone(str(opts.get("backbone")), opts.get("weights_path"))[0]
     unknown = sorted(set(opts) - {"backbone", "pretrained", "weights_path", "image_size"})
     if unknown or "backbone" not in opts:
         raise ConfigError(
             f"dataset.features must be a backbone name or a mapping with backbone, pretrained, "
             f"weights_path, image_size; got {features!r}"
         )
-    name = str(opts["backbone"])
+    name = resolve_backbone(str(opts["backbone"]), opts.get("weights_path"))[0]
     size = opts.get("image_size") or NATIVE_SIZE.get(name)
     if size is None:
         raise ConfigError(f"dataset.features={name!r}: not a backbone with convolutional blocks")
     spec = FrozenSpec(name, bool(opts.get("pretrained", True)), opts.get("weights_path"),
                       int(size), None, True, int(seed))  # fmt: skip
-    _frozen_base(spec)  # a missing weights file or a wrong name fails here, in one line
+    frozen_base(spec)  # a missing weights file or a wrong name fails here, in one line
     return spec
 
 
@@ -413,9 +415,11 @@ __all__ = [
     "FrozenBase",
     "FrozenSpec",
     "as_tabular",
+    "build_backbone",
     "cache_key",
     "cached",
     "file_digest",
+    "frozen_base",
     "frozen_features",
     "key_parts",
     "load_images",

@@ -340,9 +340,15 @@ class DeepMethod(TransferMethod):
             return X
         return X.with_size(size) if hasattr(X, "with_size") else load_images(X, size).numpy()
 
-    def _pretrained_blocks(self, task: TransferTask) -> list[nn.Module] | None:
-        """The convolutional blocks of the backbone whose lower part is frozen (else ``None``)."""
-        from ..features import FrozenSpec, build_backbone
+    def _trainable_tail(self) -> list[nn.Module] | None:
+        """Copies of the last ``train_blocks`` pretrained blocks, to train (else ``None``).
+
+        They come from the process's frozen base (:func:`tlbench.features.frozen_base`), the
+        network that makes the pooled features, so no second copy of the weights is loaded.
+        """
+        import copy
+
+        from ..features import FrozenSpec, frozen_base
 
         net = self.network_
         if net["train_blocks"] is None:
@@ -351,19 +357,22 @@ class DeepMethod(TransferMethod):
             raise ConfigError("method.train_blocks needs method.image_size (a number or native)")
         spec = FrozenSpec(net["backbone"], net["pretrained"], self.weights_path,
                           net["image_size"], None, True, self._seed())  # fmt: skip
-        blocks = [b for _, b in build_backbone(spec, task.num_classes).conv_blocks()]
+        blocks = list(frozen_base(spec).body)
         if net["train_blocks"] > len(blocks):
             raise ConfigError(f"method.train_blocks={net['train_blocks']}: {net['backbone']} has "
                               f"{len(blocks)} convolutional blocks")  # fmt: skip
         net["blocks"] = len(blocks)
-        return blocks
+        tail = [copy.deepcopy(b) for b in blocks[len(blocks) - net["train_blocks"] :]]
+        for block in tail:
+            block.requires_grad_(True)
+        return tail
 
     def build_model(self, task: TransferTask, sample: Any = None,
-                    blocks: list[nn.Module] | None = None) -> DeepNet:  # fmt: skip
+                    tail: list[nn.Module] | None = None) -> DeepNet:  # fmt: skip
         """The untrained network for ``task`` (seeded by ``random_state``).
 
         ``sample`` is the training input as the network reads it (default: the task's
-        source); ``blocks``, the pretrained blocks whose last ``train_blocks`` it trains.
+        source); ``tail``, the pretrained blocks it trains above a frozen, cached part.
         """
         from ..backbones import create_backbone
 
@@ -373,8 +382,7 @@ class DeepMethod(TransferMethod):
         name = net["backbone"]
         kwargs = {"hidden": tuple(self.hidden)} if name == "mlp" else {}
         shape = _sample_shape(task.source.X if sample is None else sample)
-        if blocks is not None:
-            tail = blocks[len(blocks) - net["train_blocks"] :]
+        if tail is not None:
             return DeepNet(TailBackbone(tail, shape), task.num_classes, int(self.bottleneck_dim),
                            self.dropout)  # fmt: skip
         if self.input_shape is not None:
@@ -426,11 +434,11 @@ class DeepMethod(TransferMethod):
             trainer = Trainer(seed=self._seed(), max_steps=50, progress_bar=False)
         self.network_ = self._network(task)
         self.network_["cache_hits"] = {}
-        blocks = self._pretrained_blocks(task)
+        tail = self._trainable_tail()
         self.trainer_ = trainer
         source = _replace_x(task.source, self._inputs(task.source.X, "source"))
         target = _replace_x(task.target, self._inputs(task.target.X, "target"))
-        model = self.build_model(task, source.X, blocks)
+        model = self.build_model(task, source.X, tail)
         self._check_params(model)
         labeled = source
         target_labeled = target.labeled()
