@@ -238,7 +238,7 @@ def run(
         "predict_seconds": None,
         "device": "cpu",
         "precision": "fp64",
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": config,
         "overrides": list(overrides or []),
         "versions": _versions(),
@@ -324,13 +324,13 @@ def run(
     except BaseException as exc:
         stack.close()
         record["reason"] = f"{type(exc).__name__}: {exc}"
-        record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        record["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         if _rank_zero():
             (output_dir / DONE_FILE).unlink(missing_ok=True)
             write_result(output_dir, record)
         raise
     stack.close()
-    record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if _rank_zero():  # under torchrun every rank runs this function; one writes
         record["result_path"] = str(write_result(output_dir, record))
         write_json_atomic(output_dir / DONE_FILE, {"run_id": identity, "status": record["status"]})

@@ -10,7 +10,7 @@ starts with ``check_is_fitted``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -20,11 +20,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ConfigError, IncompatibleTaskError
 from ..task import TransferTask
-
-try:  # Python >= 3.11
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 #: The shallow classifiers every method that ends in one accepts as ``estimator``.
 ESTIMATORS: tuple[str, ...] = ("knn1", "logreg", "linear_svm")

@@ -12,7 +12,7 @@ Dai et al. (ICML 2007) that TrAdaBoost must beat on the same split.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -20,11 +20,6 @@ from ..errors import IncompatibleTaskError
 from ..registry import register_method
 from ..task import TransferTask
 from .base import ShallowMixin, TransferMethod, source_and_labeled_target
-
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 
 class _ShallowBaseline(ShallowMixin, TransferMethod):

@@ -18,7 +18,7 @@ domain's batches), which keeps a source-only network and an adapted one the same
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,11 +30,6 @@ from ..task import UNLABELED, Domain, TransferTask
 from .base import TransferMethod, check_fitted
 
 log = logging.getLogger(__name__)
-
-try:  # Python >= 3.11
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 
 def _top_share(labels: np.ndarray) -> float:

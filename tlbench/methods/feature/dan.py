@@ -63,7 +63,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -81,11 +81,6 @@ def _check_estimator(estimator: str, what: str) -> None:
         choices = ", ".join(ESTIMATORS)
         raise ConfigError(f"unknown {what} {estimator!r}; choose one of {choices}")
 
-
-try:  # Python >= 3.11
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 #: The paper's family: squared-bandwidth multipliers 2^(k/2), k = -16..16 (33 kernels).
 PAPER_MULTIPLIERS: tuple[float, ...] = tuple(2.0 ** (k / 2) for k in range(-16, 17))

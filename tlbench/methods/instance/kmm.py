@@ -45,7 +45,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -55,11 +55,6 @@ from ...kernels import KERNELS, as_tensor, median_gamma, pairwise_kernel
 from ...registry import register_method
 from ...task import TransferTask
 from ..base import ReweightingMethod, make_estimator
-
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 __all__ = [
     "KMM",

@@ -60,7 +60,7 @@ rounds, which predict from raw features like the ``SVC(kernel="linear")`` they s
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,11 +72,6 @@ from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import TransferTask
 from ..base import TransferMethod, make_estimator
-
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 __all__ = ["PrecomputedLinearSVC", "TrAdaBoost"]
 

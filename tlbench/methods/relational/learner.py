@@ -30,7 +30,7 @@ Deviations from the papers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy.optimize import minimize
@@ -42,11 +42,6 @@ from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod, check_fitted
 from .clauses import RECURSIVE, Clause, World, enumerate_clauses
-
-try:  # Python >= 3.11
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 
 def fit_logistic(

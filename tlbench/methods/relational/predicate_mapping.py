@@ -40,7 +40,7 @@ Deviations from the papers
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -62,11 +62,6 @@ from .learner import (
     positives,
     select_and_fit,
 )
-
-try:  # Python >= 3.11
-    from typing import Self
-except ImportError:  # pragma: no cover
-    from typing_extensions import Self
 
 REVISIONS = ("full", "weights", "none")
 
