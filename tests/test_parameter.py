@@ -338,7 +338,9 @@ def test_cli_runs_both_stages_and_records_them(small_layout, tmp_path):
     assert {"accuracy", "accuracy_bottleneck"} <= set(record["metrics"])
     assert record["family"] == "parameter"
     assert record["diagnostics"]["stages"] == ["bottleneck", "finetune"]
-    assert record["selection_score"] is None  # trains on all labeled images: not scored
+    # one training, with the selection's 20 % of the training photos held out to score it
+    assert record["selection_score"] is not None and "held out" in record["trained_on"]
+    assert record["selection_info"]["n_val"] == round(0.2 * record["n_source"])
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["metrics"] == record["metrics"]
     with initialize_config_dir(version_base="1.3", config_dir=conf):

@@ -29,3 +29,11 @@ class IncompatibleTaskError(TlbenchError, ValueError):
     The runner records such a run as ``status: skipped`` instead of failing, so that a full
     method x dataset sweep finishes.
     """
+
+
+class NotScorableError(TlbenchError, ValueError):
+    """A selection protocol cannot score this run (e.g. a class too small to hold one out).
+
+    The runner keeps such a run, unscored, and says why in ``selection_info``; every other
+    error while scoring fails the run.
+    """

@@ -143,6 +143,7 @@ def select(
 def summarize(records: Iterable[dict[str, Any]], metric: str = "accuracy") -> list[dict[str, Any]]:
     """Mean and std of ``metric`` over seeds per (dataset, protocol, selection, label, task)."""
     groups: dict[tuple, list[tuple[Any, float]]] = defaultdict(list)
+    classifiers: dict[tuple, set[str]] = defaultdict(set)
     for rec in records:
         value = rec.get("metrics", {}).get(metric)
         if rec.get("status") == "ok" and value is not None:
@@ -154,8 +155,10 @@ def summarize(records: Iterable[dict[str, Any]], metric: str = "accuracy") -> li
                 rec.get("_task") or task_label(rec),
             )
             groups[key].append((rec.get("seed"), float(value)))
+            classifiers[key].add(str(rec.get("classifier") or "—"))
     rows = []
     for (dataset, protocol, selection, label, task), values in sorted(groups.items()):
+        clf = classifiers[(dataset, protocol, selection, label, task)]
         vals = np.array([v for _, v in values])
         rows.append(
             {
@@ -169,6 +172,7 @@ def summarize(records: Iterable[dict[str, Any]], metric: str = "accuracy") -> li
                 "std": float(vals.std()),
                 "n": len(vals),
                 "seeds": sorted(s for s, _ in values if s is not None),
+                "classifier": " / ".join(sorted(clf)),
             }
         )
     return rows
@@ -198,6 +202,13 @@ class Table:
     labels: list[str]
     cells: dict[tuple[str, str], dict[str, Any]]
     published: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    #: each row's final classifier, when the rows of the table differ in it (else empty)
+    classifiers: dict[str, str] = field(default_factory=dict)
+
+    def row_name(self, label: str) -> str:
+        """The row's label, with its final classifier when the rows differ in it."""
+        clf = self.classifiers.get(label)
+        return f"{label} [{clf}]" if clf else label
 
     def avg(self, label: str) -> float | None:
         """Mean over tasks of the row's means, when the row has every task."""
@@ -235,7 +246,11 @@ def tables(rows: list[dict[str, Any]], published: dict | None = None) -> list[Ta
             if d == dataset and p == protocol and label in labels
         }
         cells = {(r["label"], r["task"]): r for r in sub}
-        out.append(Table(title, dataset, protocol, selection, tasks, labels, cells, pub))
+        by_label = {lab: " / ".join(sorted({r.get("classifier") or "—" for r in sub
+                                            if r["label"] == lab})) for lab in labels}  # fmt: skip
+        differ = len(set(by_label.values())) > 1
+        out.append(Table(title, dataset, protocol, selection, tasks, labels, cells, pub,
+                         by_label if differ else {}))  # fmt: skip
     return out
 
 
@@ -257,7 +272,7 @@ def _grid(t: Table, scale: float, decimals: int, bold: tuple[str, str]) -> list[
     multi = len(t.tasks) > 1
     best_avg = max((a for a in map(t.avg, t.labels) if a is not None), default=None)
     for label in t.labels:
-        cells = [label]
+        cells = [t.row_name(label)]
         for task in t.tasks:
             r = t.cells.get((label, task))
             if r is None:
@@ -359,12 +374,15 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
         "std",
         "n",
         "seeds",
+        "classifier",
     ]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for r in rows:
-            writer.writerow({**{k: r[k] for k in fields}, "seeds": " ".join(map(str, r["seeds"]))})
+            writer.writerow(
+                {**{k: r.get(k) for k in fields}, "seeds": " ".join(map(str, r["seeds"]))}
+            )
     return path
 
 

@@ -23,11 +23,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from . import gpus
-from .errors import ConfigError, IncompatibleTaskError, TlbenchError
+from .errors import ConfigError, IncompatibleTaskError, NotScorableError, TlbenchError
 from .metrics import classification_metrics
 from .registry import DATASETS, METHODS
 from .results import RESULT_FILE, write_json_atomic, write_result
-from .selection import PROTOCOLS, score_all
+from .selection import PROTOCOLS, check_val_fraction, score_all
 from .task import TransferTask
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,26 @@ def build_trainer(cfg: DictConfig, output_dir: Path, device: str | None = None) 
     if node is None:
         return None
     extra = {"device": device} if device is not None else {}
-    return _instantiate(node, "trainer", output_dir=str(output_dir), **extra)
+    return _instantiate(node, "trainer", output_dir=str(output_dir),
+                        run_fingerprint=training_fingerprint(cfg), **extra)  # fmt: skip
+
+
+#: Trainer options that do not change what is trained (where, how fast, how it is shown, or
+#: whether it is checkpointed): a checkpoint stays valid across a change of them.
+_NOT_TRAINING = ("device", "num_workers", "channels_last", "compile", "deterministic",
+                 "log_every", "checkpoint_every", "resume", "progress_bar")  # fmt: skip
+
+
+def training_fingerprint(cfg: DictConfig) -> str:
+    """A hash of what a run trains on and with: method, dataset, seed and trainer options.
+
+    Checkpoints carry it (with the data's own hash, see :meth:`Trainer.fingerprint`), so that
+    ``trainer.resume`` never continues another configuration's training.
+    """
+    config = OmegaConf.to_container(cfg, resolve=True)
+    trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in _NOT_TRAINING}
+    keep = {k: config.get(k) for k in ("method", "dataset", "seed")}
+    return run_id(json.dumps({**keep, "trainer": trainer}, sort_keys=True, default=str))
 
 
 def _git_commit() -> str | None:
@@ -250,6 +269,10 @@ def run(
             raise ConfigError(
                 f"unknown selection {selection!r}; choose one of {', '.join(PROTOCOLS)}"
             )
+        val_fraction = OmegaConf.select(cfg, "selection.val_fraction", default=0.2)
+        check_val_fraction(val_fraction)
+        if cfg.get("trainer") is not None:  # its numbers, before any data is read
+            _instantiate(cfg.trainer, "trainer", output_dir=str(output_dir)).check_options()
         task = build_task(cfg)
         record.update(
             source=task.source.name,
@@ -272,7 +295,6 @@ def run(
         t0 = time.perf_counter()
         task = features_for(cfg, task, method, trainer)
         record.update(kind=task.kind, task_info=task.info)
-        val_fraction = float(OmegaConf.select(cfg, "selection.val_fraction", default=0.2))
         fit_task, heldout = _training_task(task, method, selection, val_fraction, seed)
         if heldout is not None:
             record["trained_on"] = (
@@ -295,6 +317,9 @@ def run(
 
             p_true = method.predict_proba(task.test.X)[:, 1]
             record["metrics"].update(relational_metrics(task.test.y, p_true))
+        record["classifier"] = getattr(method, "classifier_", None) or (
+            method.final_classifier or None
+        )
         record["device"] = getattr(method, "device_", "cpu")
         record["precision"] = getattr(method, "precision_", "fp64")
         record["diagnostics"] = dict(getattr(method, "diagnostics_", {}) or {})
@@ -313,7 +338,7 @@ def run(
             )
             record["selection_scores"] = scores
             record["selection_score"] = scores.get(selection)
-        except (IncompatibleTaskError, ValueError) as exc:
+        except (IncompatibleTaskError, NotScorableError) as exc:
             # e.g. a class with one sample cannot be held out: the run stands, unscored
             record["selection_info"] = {"note": f"not scored: {exc}"}
         record["selection_seconds"] = time.perf_counter() - t0
@@ -355,7 +380,7 @@ def _training_task(
         return plain, None
     try:
         train, val = split_source(task, val_fraction, seed)
-    except ValueError:  # e.g. too few samples to hold any out: trained on all, unscored
+    except NotScorableError:  # e.g. a class too small to hold out: trained on all, unscored
         return plain, None
     return replace(plain, source=train), (train, val)
 

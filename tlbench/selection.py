@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, NotScorableError
 from .task import Domain, TransferTask
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,25 @@ PROTOCOLS = ("source_val", "iwv", "dev", "entropy", "oracle", "none")
 NEEDS_VALIDATION = ("source_val", "iwv", "dev")
 
 
+def check_val_fraction(val_fraction: Any) -> None:
+    """``selection.val_fraction`` is a number in (0, 1), else one :class:`ConfigError`."""
+    ok = isinstance(val_fraction, int | float) and not isinstance(val_fraction, bool)
+    if not ok or not 0 < val_fraction < 1:
+        raise ConfigError(f"selection.val_fraction must be in (0, 1), got {val_fraction!r}")
+
+
 def split_source(task: TransferTask, val_fraction: float, seed: int) -> tuple[Domain, Domain]:
     """Stratified ``(train, val)`` parts of the labeled source, seeded by ``seed``."""
     from .datasets.common import _stratified_sample
 
-    if not 0 < val_fraction < 1:
-        raise ConfigError(f"selection.val_fraction must be in (0, 1), got {val_fraction}")
+    check_val_fraction(val_fraction)
     y = task.source.y
+    classes, counts = np.unique(y, return_counts=True)
+    if (counts < 2).any():
+        small = ", ".join(str(c) for c in classes[counts < 2])
+        raise NotScorableError(
+            f"class {small} has one labeled source sample: it cannot be held out and trained on"
+        )
     val = _stratified_sample(y, round(val_fraction * len(y)), np.random.default_rng([seed, 7]))
     train = np.setdiff1d(np.arange(len(y)), val)
     return task.source.subset(train), task.source.subset(val)
@@ -145,7 +157,8 @@ def score_all(
     make_method : callable
         Builds a fresh, unfitted copy of the method (for the held-out source fit).
     trainer : Trainer or None
-        Passed to the extra fit.
+        The run's trainer; the extra fit gets :meth:`~tlbench.trainer.Trainer.isolated`'s
+        copy of it (no checkpoints, no resume).
     test_accuracy : float
         Accuracy of ``method`` on the test set (the oracle score).
     val_fraction : float
@@ -202,7 +215,10 @@ def score_all(
         info["note"] = "relational: source_val, iwv and dev do not apply"
         return scores, info
     train, val = split_source(task, val_fraction, seed)
-    scorer = make_method().fit(replace(task, source=train, test=None), trainer)
+    # its own trainer state: the scorer never resumes from, nor writes, the run's checkpoints
+    isolated = getattr(trainer, "isolated", None)
+    scorer = make_method().fit(replace(task, source=train, test=None),
+                               trainer if isolated is None else isolated())  # fmt: skip
     info["val_fraction"] = val_fraction
     _score_heldout(scores, info, task, scorer, train, val, seed)
     return scores, info
@@ -222,7 +238,9 @@ def _score_heldout(scores: dict, info: dict, task: TransferTask, scorer: Any, tr
     embedding (``embed``: a deep method's backbone features, as DEV prescribes), and without
     one the importance-weighted protocols do not score.
     """
-    correct = (scorer.predict(val.X) == val.y).astype(np.float64)
+    # held-out *source* samples: a method that maps the domains differently maps them as source
+    predict = getattr(scorer, "predict_source", scorer.predict)
+    correct = (predict(val.X) == val.y).astype(np.float64)
     info["n_val"] = len(val)
     scores.setdefault("source_val", float(correct.mean()))
     Xs, Xt, Xv = train.X, task.target.X, val.X

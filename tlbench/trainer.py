@@ -112,6 +112,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(name)
 
 
+def method_device(device: str | None, trainer: Any | None = None) -> torch.device:
+    """The device of a method's own torch computation (a kernel, a solver): one rule for all.
+
+    ``device`` when the method sets one, else its trainer's (``hardware=cpu`` means the CPU
+    for every method), else the CPU; resolved by :func:`resolve_device`, so ``auto`` and an
+    absent accelerator mean what they mean for the trainer.
+    """
+    return resolve_device(device or getattr(trainer, "device", None) or "cpu")
+
+
 def _check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
@@ -123,6 +133,35 @@ def _check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError("precision bf16 is not supported by this GPU; use fp16 or fp32")
     if precision == "bf16" and device.type == "mps":
         raise ConfigError("precision bf16 is not supported on mps; use fp32")
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """``trainer.<name>`` is a number (an integer) in its range, else one :class:`ConfigError`."""
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        where = (
+            f"in {lo}, {hi}"
+            if low is not None and high is not None
+            else (f"> {low:g}" if low_open else f">= {low:g}")
+        )
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"trainer.{name} must be {kind} {where}, got {value!r}")
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -137,6 +176,36 @@ def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def _digest(h: Any, X: Any) -> None:
+    """Feed what identifies ``X`` (an array, a sparse matrix, a tensor or a Dataset) to ``h``."""
+    if X is None:
+        h.update(b"none")
+    elif sp.issparse(X):
+        X = X.tocsr()
+        for part in (X.data, X.indices, X.indptr):
+            _digest(h, part)
+    elif isinstance(X, np.ndarray | torch.Tensor):
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    elif hasattr(X, "checksum"):  # ImageFiles, AugmentedImages: names, bytes, transform
+        h.update(str(X.checksum()).encode())
+    else:  # an opaque Dataset: its kind and size
+        h.update(f"{type(X).__qualname__}:{len(X)}".encode())
+
+
+def domain_digest(domain: Domain | None) -> str:
+    """A hash of a domain's samples, labels and weights (what a checkpoint was trained on)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    if domain is not None:
+        for part in (domain.X, domain.y, domain.weight):
+            _digest(h, None if part is None else np.asarray(part) if part is not domain.X
+                    else part)  # fmt: skip
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- data
@@ -284,24 +353,28 @@ class _Staged(nn.Module):
 class Trainer:
     """Train a model with ``forward_features``/``forward_head`` for a fixed number of steps.
 
+    The defaults are the command line's (``conf/config.yaml``, ``trainer:``; a test keeps them
+    equal): a deep method fitted from Python without a trainer trains as ``python -m tlbench``
+    does.
+
     Parameters
     ----------
     device : {"auto", "cpu", "cuda", "mps"} or "cuda:N", default="cpu"
         Where to train; ``cuda`` without a GPU is a :class:`~tlbench.errors.ConfigError`.
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Autocast dtype (fp16 on CUDA only, with a gradient scaler).
-    max_steps : int, default=100
+    max_steps : int, default=1000
         Optimisation steps (one source and one target batch each).
     batch_size : int, default=32
         Global batch size per domain (split across DDP ranks).
-    optimizer : {"sgd", "adam", "adamw", "rmsprop"}, default="adam"
+    optimizer : {"sgd", "adam", "adamw", "rmsprop"}, default="sgd"
         ``rmsprop`` uses Keras' defaults (rho 0.9, epsilon 1e-7), which the Keras recipes
         reproduced here were tuned with; torch's own default rho is 0.99.
-    lr : float, default=1e-3
+    lr : float, default=0.01
         Base learning rate lr0; parameter groups may carry an ``lr_mult``.
     momentum, weight_decay, nesterov
         Optimizer settings (momentum only for SGD).
-    schedule : {"constant", "cosine", "dan"}, default="constant"
+    schedule : {"constant", "cosine", "dan"}, default="dan"
         ``dan``: lr_p = lr0 (1 + schedule_alpha p)^-schedule_beta with p = step / max_steps
         (Long et al., ICML 2015; alpha=10, beta=0.75). ``cosine``: half-cosine to 0.
     schedule_alpha, schedule_beta : float
@@ -335,6 +408,10 @@ class Trainer:
         Show a tqdm bar (only when stderr is a terminal).
     output_dir : str, optional
         The run folder (the runner passes it).
+    run_fingerprint : str, optional
+        A hash of the run's config that bears on training (the runner passes it). A
+        checkpoint stores it with the trainer's options, the model's parameter shapes and a
+        hash of the data, and ``resume`` refuses a checkpoint whose fingerprint differs.
     """
 
     def __init__(
@@ -342,14 +419,14 @@ class Trainer:
         *,
         device: str = "cpu",
         precision: str = "fp32",
-        max_steps: int = 100,
+        max_steps: int = 1000,
         batch_size: int = 32,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
+        optimizer: str = "sgd",
+        lr: float = 0.01,
         momentum: float = 0.9,
-        weight_decay: float = 0.0,
+        weight_decay: float = 5e-4,
         nesterov: bool = False,
-        schedule: str = "constant",
+        schedule: str = "dan",
         schedule_alpha: float = 10.0,
         schedule_beta: float = 0.75,
         grad_clip: float | None = None,
@@ -366,6 +443,7 @@ class Trainer:
         resume: bool = False,
         progress_bar: bool = True,
         output_dir: str | None = None,
+        run_fingerprint: str | None = None,
     ) -> None:
         self.device = device
         self.precision = precision
@@ -393,6 +471,7 @@ class Trainer:
         self.resume = resume
         self.progress_bar = progress_bar
         self.output_dir = output_dir
+        self.run_fingerprint = run_fingerprint
 
     def __repr__(self) -> str:
         keys = ("device", "precision", "max_steps", "batch_size", "optimizer", "lr", "schedule")
@@ -400,17 +479,38 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
 
-    def _validate(self) -> None:
+    def check_options(self) -> None:
+        """Check every option's name and range before any work, one line per error.
+
+        The device waits for ``fit``: a shallow method still runs under ``hardware=cuda``
+        on a machine without a GPU.
+        """
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"unknown selection {self.selection!r}; choose one of {SELECTIONS}")
-        if int(self.max_steps) < 1 or int(self.batch_size) < 1:
-            raise ConfigError("trainer.max_steps and trainer.batch_size must be >= 1")
-        if not 0.0 < float(self.val_fraction) < 1.0:
-            raise ConfigError("trainer.val_fraction must be in (0, 1)")
+        _check_number("max_steps", self.max_steps, low=1, integer=True)
+        _check_number("batch_size", self.batch_size, low=1, integer=True)
+        _check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True,
+                      high_open=True)  # fmt: skip
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("schedule_alpha", self.schedule_alpha, low=0.0)
+        _check_number("schedule_beta", self.schedule_beta, low=0.0)
+        if self.grad_clip is not None:
+            _check_number("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        for name in ("eval_every", "checkpoint_every", "num_workers"):
+            _check_number(name, getattr(self, name), low=0, integer=True)
+        _check_number("log_every", self.log_every, low=1, integer=True)
+        _check_number("seed", self.seed, low=0, integer=True)
+        if self.resume and self.output_dir is None:
+            raise ConfigError("trainer.resume=true needs a run folder (trainer.output_dir)")
+
+    def _validate(self) -> None:
+        self.check_options()
         self.device_ = resolve_device(self.device)
         _check_precision(self.precision, self.device_)
         self.rank_, self.world_, local = _dist_info()
@@ -463,6 +563,46 @@ class Trainer:
             )  # fmt: skip
         cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
         return cls(groups, lr=self.lr, weight_decay=self.weight_decay)
+
+    def isolated(self) -> Trainer:
+        """A copy for a second, throw-away fit (the selection's held-out scorer).
+
+        It has no run folder, no checkpoints and no resume: it never reads or writes the
+        run's weights.
+        """
+        import copy
+
+        t = copy.copy(self)
+        t.output_dir, t.checkpoint_every, t.resume = None, 0, False
+        return t
+
+    #: The options whose change makes a checkpoint belong to another training.
+    _FINGERPRINT_KEYS = ("precision", "max_steps", "batch_size", "optimizer", "lr", "momentum",
+                         "weight_decay", "nesterov", "schedule", "schedule_alpha",
+                         "schedule_beta", "grad_clip", "seed", "eval_every", "selection",
+                         "val_fraction")  # fmt: skip
+
+    def fingerprint(self, model: nn.Module, labeled: Domain, unlabeled: Domain | None,
+                    params: list[dict[str, Any]]) -> str:  # fmt: skip
+        """What a checkpoint must match to be resumed: config, options, model, groups, data."""
+        import hashlib
+        import json
+
+        groups = [[float(g["lr"]), sum(p.numel() for p in g["params"])] for g in params]
+        shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+        text = json.dumps(
+            {
+                "run": self.run_fingerprint,
+                "trainer": {k: getattr(self, k) for k in self._FINGERPRINT_KEYS},
+                "model": [type(model).__qualname__, shapes],
+                "groups": groups,
+                "labeled": domain_digest(labeled),
+                "unlabeled": domain_digest(unlabeled),
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _checkpoint_path(self) -> Path | None:
         return (
@@ -522,6 +662,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = not self.deterministic
             torch.backends.cudnn.deterministic = self.deterministic
 
+        given = labeled  # the checkpoint's fingerprint covers all of it
         labeled, val = self._split_validation(labeled)
         self._check_sizes(labeled, unlabeled)
         src = _DomainData(labeled, with_labels=True)
@@ -547,8 +688,18 @@ class Trainer:
         state = {"step": 0, "best_score": None, "best_step": None, "best_state": None}
 
         ckpt_path = self._checkpoint_path()
+        keeps = ckpt_path is not None and (self.resume or bool(self.checkpoint_every))
+        self.fingerprint_ = (
+            self.fingerprint(model, given, unlabeled, optimizer.param_groups) if keeps else None
+        )
         if self.resume and ckpt_path is not None and ckpt_path.exists():
             ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            if ck.get("fingerprint") != self.fingerprint_:
+                raise ConfigError(
+                    f"trainer.resume: {ckpt_path} belongs to another training (its config, "
+                    f"model or data differ: fingerprint {ck.get('fingerprint')} vs "
+                    f"{self.fingerprint_}); delete {ckpt_path.parent} or use a new run folder"
+                )
             model.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optimizer"])
             scheduler.load_state_dict(ck["scheduler"])
@@ -563,7 +714,12 @@ class Trainer:
             history = ck["history"]
             state.update({k: ck[k] for k in ("step", "best_score", "best_step", "best_state")})
             log.info("resumed from %s at step %d", ckpt_path, state["step"])
-        elif state["step"] == 0:
+            self.resumed_from_ = int(state["step"])
+        else:
+            if self.resume:  # a first launch of a resumable run: say it, do not guess
+                log.warning("trainer.resume=true: no checkpoint at %s; training from step 0",
+                            ckpt_path)  # fmt: skip
+            self.resumed_from_ = None
             torch.manual_seed(self.seed)  # dropout and other random layers
 
         staged: nn.Module = _Staged(model)
@@ -651,7 +807,8 @@ class Trainer:
             model.load_state_dict(state["best_state"])
         if self.checkpoint_every and ckpt_path is not None and self.rank_ == 0:
             # the selected weights beside the record, for reuse without retraining
-            _atomic_save({"model": model.state_dict(), "step": state["best_step"] or step},
+            _atomic_save({"model": model.state_dict(), "step": state["best_step"] or step,
+                          "fingerprint": self.fingerprint_},
                          ckpt_path.with_name("selected.pt"))  # fmt: skip
         model.eval()
         if self.deterministic and not was_deterministic:  # leave the global switch as found
@@ -663,12 +820,23 @@ class Trainer:
     # ----------------------------------------------------------------- helpers
 
     def _split_validation(self, labeled: Domain) -> tuple[Domain, Domain | None]:
+        """``selection=source_val``'s held-out part: stratified by class, seeded by ``seed``.
+
+        A class with a single sample stays in training (holding it out would remove it).
+        """
         if self.selection != "source_val":
             return labeled, None
-        rng = np.random.default_rng(self.seed)
-        idx = rng.permutation(len(labeled))
-        n_val = max(1, int(round(self.val_fraction * len(labeled))))
-        return labeled.subset(np.sort(idx[n_val:])), labeled.subset(np.sort(idx[:n_val]))
+        from .datasets.common import _stratified_sample
+
+        y = np.asarray(labeled.y)
+        classes, counts = np.unique(y, return_counts=True)
+        pool = np.flatnonzero(np.isin(y, classes[counts >= 2]))
+        n_val = max(1, int(round(self.val_fraction * len(pool))))
+        if len(pool) < 2:
+            raise DataError("trainer.selection=source_val needs a class with 2 or more samples")
+        val = pool[_stratified_sample(y[pool], n_val, np.random.default_rng(self.seed))]
+        train = np.setdiff1d(np.arange(len(y)), val)
+        return labeled.subset(train), labeled.subset(val)
 
     def _check_sizes(self, labeled: Domain, unlabeled: Domain | None) -> None:
         for role, dom in (("labeled", labeled), ("unlabeled", unlabeled)):
@@ -735,6 +903,7 @@ class Trainer:
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state() if self.device_.type == "cuda" else None,
                 "history": history,
+                "fingerprint": self.fingerprint_,
                 **state,
             },
             path,

@@ -83,6 +83,9 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
     supports: ClassVar[frozenset[str]] = frozenset()
     needs_target_labels: ClassVar[bool] = False
     paper: ClassVar[str] = ""
+    #: what makes the final prediction (records and reports show it when rows differ in it);
+    #: methods ending in a scikit-learn estimator record its name as ``classifier_`` instead
+    final_classifier: ClassVar[str] = ""
 
     @abstractmethod
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
@@ -91,6 +94,16 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
     @abstractmethod
     def predict(self, X: Any) -> np.ndarray:
         """Predict target-domain labels for ``X``."""
+
+    def predict_source(self, X: Any) -> np.ndarray:
+        """Predict labels of *source-domain* samples ``X``, as the method treats the source.
+
+        The selection protocols score held-out source samples through this hook
+        (:mod:`tlbench.selection`). A method that maps the two domains differently (CORAL
+        re-colours the source only) must apply its source map here; the default, ``predict``,
+        is right when one model serves both domains.
+        """
+        return self.predict(X)
 
     def check_task(self, task: TransferTask) -> None:
         """Refuse a task this method cannot run on, with :class:`IncompatibleTaskError`.
@@ -142,6 +155,7 @@ class ShallowMixin:
             est.fit(X, y)
         self.estimator_ = est
         self.classes_ = est.classes_
+        self.classifier_ = self.estimator if isinstance(self.estimator, str) else type(est).__name__
         return est
 
 
@@ -218,8 +232,17 @@ class MappingMethod(ShallowMixin, TransferMethod):
     def transform(self, X: Any) -> np.ndarray:
         """Map target-domain samples."""
 
+    def transform_source(self, X: Any) -> np.ndarray:
+        """Map source-domain samples (default: the target's map, one map for both)."""
+        return self.transform(X)
+
     def _features(self, X: Any) -> Any:
         return self.transform(X)
+
+    def predict_source(self, X: Any) -> np.ndarray:
+        """Classify source-domain samples in the space the classifier was trained in."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(self.transform_source(X))
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Learn the mapping, then fit the estimator on the mapped source (and labeled target)."""

@@ -228,6 +228,7 @@ class DeepMethod(TransferMethod):
     """
 
     family: ClassVar[str] = "feature"
+    final_classifier: ClassVar[str] = "network"
     supports: ClassVar[frozenset[str]] = frozenset({"tabular", "image"})
     uses_target: ClassVar[bool] = True
     #: trained once per run: the runner holds the selection's source samples out of that fit
@@ -266,6 +267,14 @@ class DeepMethod(TransferMethod):
 
     def transfer_loss(self, source: Any, target: Any) -> Any:
         """The transfer term added to the classification loss (``None``: none)."""
+
+    def forwards_target(self) -> bool:
+        """Whether each step's unlabeled target batch goes through the train-mode forward.
+
+        True for every method with a transfer loss (it reads the target's outputs); the
+        baseline's option (``source_only_deep.forward_target``).
+        """
+        return self.uses_target
         return None
 
     def _check_params(self, model: DeepNet) -> None:
@@ -413,7 +422,8 @@ class DeepMethod(TransferMethod):
         task : TransferTask
             Labeled source, target training data (its labeled samples join the source).
         trainer : Trainer, optional
-            The configured trainer; ``None``: a quick CPU one (50 Adam steps, batch 32).
+            The configured trainer; ``None``: ``Trainer()``, the command line's defaults
+            (1000 SGD steps, batch 32, the ``dan`` schedule) on the CPU.
 
         Returns
         -------
@@ -425,8 +435,8 @@ class DeepMethod(TransferMethod):
         self.check_task(task)
         if self.backbone_lr_mult < 0:
             raise ConfigError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
-        if trainer is None:  # a quick CPU trainer (the runner passes the configured one)
-            trainer = Trainer(seed=self._seed(), max_steps=50, progress_bar=False)
+        if trainer is None:  # the command line's defaults (the runner passes the configured one)
+            trainer = Trainer(seed=self._seed(), progress_bar=False)
         self.network_ = self._network(task)
         self.network_["cache_hits"] = {}
         tail = self._trainable_tail()
@@ -439,7 +449,7 @@ class DeepMethod(TransferMethod):
         target_labeled = target.labeled()
         if len(target_labeled):
             labeled = concat_domains(source, target_labeled)
-        unlabeled = target.unlabeled() if self.uses_target else None
+        unlabeled = target.unlabeled() if self.forwards_target() else None
 
         groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult}]
         groups.append({"params": [p for n, p in model.named_parameters()
@@ -469,6 +479,8 @@ class DeepMethod(TransferMethod):
             "network": self.network_,
             "steps": int(trainer.max_steps),
             "selected_step": trainer.selected_step_,
+            "resumed_from_step": trainer.resumed_from_,
+            "target_in_forward": self.forwards_target(),
             "mmd2_features_before": float(mmd_before),
             "mmd2_features_after": float(mmd2_diagnostic(feats, feats_t)),
             # share of the (labeled) source samples given the most frequent predicted class

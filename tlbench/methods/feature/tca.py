@@ -42,6 +42,7 @@ from ...errors import ConfigError, DataError
 from ...kernels import KERNELS, as_tensor, mmd2_diagnostic, pairwise_kernel
 from ...registry import register_method
 from ...task import TransferTask
+from ...trainer import method_device
 from ..base import MappingMethod, check_fitted
 
 log = logging.getLogger(__name__)
@@ -229,13 +230,6 @@ def nystrom_map(landmarks: torch.Tensor, kernel_args: dict[str, Any]) -> tuple[t
     return U[:, keep] * lam[keep].rsqrt(), int(keep.sum())
 
 
-def resolve_device(device: str | None, trainer: Any | None) -> torch.device:
-    """``device`` if set, else the trainer's, else the CPU, by the trainer's rules (``auto``)."""
-    from ...trainer import resolve_device as resolve
-
-    return resolve(device or getattr(trainer, "device", None) or "cpu")
-
-
 def check_common(est: Any, n: int) -> None:
     """Validate the hyperparameters TCA and JDA share; raise ConfigError naming the bad one."""
     if est.kernel not in TCA_KERNELS:
@@ -289,7 +283,7 @@ class TorchMapping(MappingMethod):
         -------
         self
         """
-        self.device_ = str(resolve_device(self.device, trainer))
+        self.device_ = str(method_device(self.device, trainer))
         self.precision_ = "fp64" if self.dtype == "float64" else "fp32"
         return super().fit(task, trainer)
 

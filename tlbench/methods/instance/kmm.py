@@ -54,6 +54,7 @@ from ...errors import ConfigError
 from ...kernels import KERNELS, as_tensor, median_gamma, pairwise_kernel
 from ...registry import register_method
 from ...task import TransferTask
+from ...trainer import method_device
 from ..base import ReweightingMethod, make_estimator
 
 __all__ = [
@@ -696,15 +697,6 @@ def kmm_inputs(
 # --------------------------------------------------------------------------- the method
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from None
-
-
 @register_method("kmm")
 class KMM(ReweightingMethod):
     """Kernel Mean Matching (Huang et al., NIPS 2006): exact QP weights, then a weighted classifier.
@@ -736,8 +728,9 @@ class KMM(ReweightingMethod):
     block_size : int, optional
         Rows of the kernel matrices computed at a time (default: about 2^20 kernel entries
         per block).
-    device : str, default="auto"
-        Torch device of the kernel and the solver (``auto``: CUDA when available).
+    device : str, optional
+        Torch device of the kernel and the solver; ``None``: the trainer's (``hardware=``),
+        else the CPU (:func:`tlbench.trainer.method_device`); ``auto``: CUDA when available.
     random_state : int, optional
         Seed of the classifier (and of the median-heuristic subsample).
 
@@ -776,7 +769,7 @@ class KMM(ReweightingMethod):
         max_iter: int = 10000,
         estimator: Any = "logreg",
         block_size: int | None = None,
-        device: str = "auto",
+        device: str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.kernel = kernel
@@ -820,11 +813,12 @@ class KMM(ReweightingMethod):
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Check the configuration, compute the weights, fit the weighted classifier."""
         self._validate()
+        self.device_ = str(method_device(self.device, trainer))
         return super().fit(task, trainer)
 
     def compute_weights(self, task: TransferTask) -> np.ndarray:
         """Solve the KMM quadratic program; return one weight per source sample."""
-        device = _resolve_device(self.device)
+        device = torch.device(getattr(self, "device_", None) or method_device(self.device))
         Xs = as_tensor(task.source.X, dtype=torch.float64, device=device)
         Xt = as_tensor(task.target.X, dtype=torch.float64, device=device)
         ns = len(Xs)

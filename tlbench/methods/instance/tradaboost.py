@@ -205,6 +205,8 @@ class TrAdaBoost(TransferMethod):
             raise ConfigError(f"tradaboost: n_estimators must be an integer >= 1, got {N!r}")
         N = int(N)
         _base_estimator(self.estimator, self.random_state)  # fail early on a bad estimator
+        base = self.estimator if isinstance(self.estimator, str) else type(self.estimator).__name__
+        self.classifier_ = f"boosted {base}"
         self.check_task(task)
         labeled = task.target.labeled()
         if len(np.unique(labeled.y)) < 2:

@@ -31,8 +31,10 @@ Deviations from the lecture:
   images (on ``catsdogs``: the training photos; the pretrained network is the source
   knowledge). A corrupted target (``dataset.target_shift``) is predicted; of it only the
   labeled photos, if any, are trained on.
-- Validation images are never used for selection: each stage trains for its fixed epochs
-  (``trainer.selection`` may hold out part of the training images instead).
+- Validation images are never used for selection: each stage trains for its fixed epochs.
+  Under the runner's ``selection=source_val|iwv|dev`` the protocol's share of the training
+  photos is held out of the one training and scores it (as for the deep methods);
+  ``trainer.selection`` may instead hold out part of the training images to pick a step.
 - ``tta_hflip`` (off by default; not in the lecture) averages the class probabilities of each
   image and its mirror image at prediction time; the record then also holds every stage's
   accuracy without it (``accuracy_<stage>_noflip``).
@@ -299,6 +301,10 @@ class FineTune(TransferMethod):
     """
 
     family: ClassVar[str] = "parameter"
+    final_classifier: ClassVar[str] = "network"
+    #: trained once per run: under selection=source_val|iwv|dev the runner holds the
+    #: protocol's source photos out of that one training and scores it on them
+    scores_on_holdout: ClassVar[bool] = True
     supports: ClassVar[frozenset[str]] = frozenset({"image"})
 
     def __init__(

@@ -330,6 +330,7 @@ class RelationalScratch(RelationalClassifierMixin, TransferMethod):
     """
 
     family: ClassVar[str] = "relational"
+    final_classifier: ClassVar[str] = "weighted clauses"
     supports: ClassVar[frozenset[str]] = frozenset({"relational"})
     needs_target_labels: ClassVar[bool] = True
     paper: ClassVar[str] = "no transfer: weighted first-order clauses learned on the target alone"

@@ -221,6 +221,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
     """
 
     family: ClassVar[str] = "relational"
+    final_classifier: ClassVar[str] = "weighted clauses"
     supports: ClassVar[frozenset[str]] = frozenset({"relational"})
     needs_target_labels: ClassVar[bool] = True  # the mapping score and revision use them
     paper: ClassVar[str] = (
