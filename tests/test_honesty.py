@@ -267,7 +267,7 @@ def test_a_bad_lr_is_one_line_and_exit_2(tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "tlbench", "method=source_only_deep",
                           "trainer.lr=-1", f"hydra.run.dir={tmp_path}"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert "trainer.lr must be a number > 0" in out.stderr and "Traceback" not in out.stderr
 
@@ -429,3 +429,18 @@ def test_a_report_names_the_final_classifier_when_rows_differ(tmp_path):
     assert "tca [knn1]" in text and "kmm [logreg]" in text and "coral [linear_svm_cv]" in text
     same = markdown(tables(summarize([recs[0]])))
     assert "[knn1]" not in same  # one classifier: nothing to say
+
+
+BAD_DEEP = ["method.bottleneck_dim=-4", "method.dropout=1.5", "method.hidden=[-3]",
+            "method.backbone_lr_mult=-1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("override", BAD_DEEP)
+def test_bad_deep_hyperparameters_are_one_line(tmp_path, override):
+    with pytest.raises(ConfigError, match=override.split(".")[1].split("=")[0]):
+        run(_cfg("method=source_only_deep", override, "selection=none"), tmp_path)
+
+
+def test_a_bad_tca_gamma_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="gamma"):
+        run(_cfg("method=tca", "method.kernel=rbf", "method.gamma=-2"), tmp_path)

@@ -139,7 +139,7 @@ def test_a_bad_shift_on_the_command_line_exits_2_with_one_line(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "tlbench", "dataset.target_shift=jpeg",
          f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().count("\n") == 0 and "tabular" in out.stderr

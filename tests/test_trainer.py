@@ -221,8 +221,9 @@ def test_ddp_two_processes_equal_one(tmp_path):
     env.pop("WORLD_SIZE", None)
     subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], check=True, env=env,
                    timeout=300)  # fmt: skip
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=29533", str(script), str(tmp_path / "two.pt")]  # fmt: skip
+    # --standalone: a free port of its own, so two test sessions on one host never collide
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(tmp_path / "two.pt")]  # fmt: skip
     subprocess.run(cmd, check=True, env=env, timeout=300, capture_output=True)
     one = torch.load(tmp_path / "one.pt", weights_only=True)
     two = torch.load(tmp_path / "two.pt", weights_only=True)

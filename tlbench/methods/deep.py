@@ -268,6 +268,24 @@ class DeepMethod(TransferMethod):
     def transfer_loss(self, source: Any, target: Any) -> Any:
         """The transfer term added to the classification loss (``None``: none)."""
 
+    def _check_common(self) -> None:
+        """The shared hyperparameters' ranges, one line each, before anything is built."""
+
+        def number(x: Any) -> bool:
+            return isinstance(x, int | float) and not isinstance(x, bool)
+
+        if not (number(self.backbone_lr_mult) and self.backbone_lr_mult >= 0):
+            raise ConfigError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult!r}")
+        if not (isinstance(self.bottleneck_dim, int) and self.bottleneck_dim >= 0):
+            raise ConfigError(
+                f"bottleneck_dim must be an integer >= 0, got {self.bottleneck_dim!r}"
+            )
+        if not (number(self.dropout) and 0 <= self.dropout < 1):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        hidden = list(self.hidden or [])
+        if not all(isinstance(h, int) and h >= 1 for h in hidden):
+            raise ConfigError(f"hidden must hold integers >= 1, got {hidden!r}")
+
     def forwards_target(self) -> bool:
         """Whether each step's unlabeled target batch goes through the train-mode forward.
 
@@ -433,8 +451,7 @@ class DeepMethod(TransferMethod):
         from ..trainer import Trainer
 
         self.check_task(task)
-        if self.backbone_lr_mult < 0:
-            raise ConfigError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
+        self._check_common()
         if trainer is None:  # the command line's defaults (the runner passes the configured one)
             trainer = Trainer(seed=self._seed(), progress_bar=False)
         self.network_ = self._network(task)

@@ -242,6 +242,9 @@ def check_common(est: Any, n: int) -> None:
         )
     if not (isinstance(est.mu, int | float) and est.mu > 0):
         raise ConfigError(f"mu (the trade-off of TCA) must be > 0, got {est.mu!r}")
+    gamma = getattr(est, "gamma", None)
+    if gamma is not None and not (isinstance(gamma, int | float) and gamma > 0):
+        raise ConfigError(f"gamma must be > 0 (or null for the default), got {gamma!r}")
     if est.solver not in SOLVERS:
         raise ConfigError(f"unknown solver {est.solver!r}; choose one of {', '.join(SOLVERS)}")
     if est.component_scaling not in COMPONENT_SCALINGS:
