@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
 
 from tlbench.datasets.toy import toy_shift
 from tlbench.errors import ConfigError, DataError
@@ -108,13 +113,59 @@ def test_tca_lowers_the_domain_mmd():
         assert d["mmd2_after"] < 0.5 * d["mmd2_before"], (kernel, d)
 
 
-def test_primal_tca_and_transform_shapes():
-    task = _task(50, 40, 6)
-    tca = TCA(n_components=3, kernel="primal").fit(task)
-    assert tca.components_.shape == (6, 3)
-    Z = tca.transform(task.test.X)
-    assert Z.shape == (40, 3) and np.allclose(np.linalg.norm(Z, axis=1), 1.0)
-    assert tca.predict(task.test.X).shape == (40,)
+def _unit(Z):
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+
+def _tca_reference_map(X, ns, k, mu, kernel):
+    """Unit-norm top-k solutions of the TCA eigenproblem (Pan et al. 2011), written directly.
+
+    primal: W acts on the features, eig((X^T M X + mu I)^-1 X^T H X); linear: the dual
+    eig((K M K + mu I)^-1 K H K) with K = X X^T. X is L2-normalised per row, M / ||M||_F.
+    """
+    n = len(X)
+    e = np.r_[np.full(ns, 1 / ns), np.full(n - ns, -1 / (n - ns))][:, None]
+    M = e @ e.T / np.linalg.norm(e @ e.T)
+    H = np.eye(n) - 1 / n
+    if kernel == "primal":
+        A, B = X.T @ H @ X, X.T @ M @ X + mu * np.eye(X.shape[1])
+    else:
+        K = X @ X.T
+        A, B = K @ H @ K, K @ M @ K + mu * np.eye(n)
+    w, V = scipy.linalg.eig(A, B)
+    order = np.argsort(-w.real)[:k]
+    W = V[:, order].real
+    return W / np.linalg.norm(W, axis=0), w.real[order]
+
+
+@pytest.mark.parametrize("kernel", ["primal", "linear"])
+def test_tca_map_embedding_and_1nn_equal_a_direct_implementation(kernel):
+    # fails if the eigenproblem, the normalisations, transform() of new samples or the
+    # classifier on the embedded source differ from the published form (default settings)
+    task = _task(50, 40, 6, shift=0.7, seed=4)
+    k, mu = 3, 0.5
+    tca = TCA(n_components=k, kernel=kernel, mu=mu).fit(task.without_test())
+    Xs, Xt, Xq = (_unit(task.source.X), _unit(task.target.X), _unit(task.test.X[:25]))
+    X = np.vstack([Xs, Xt])
+    W, w = _tca_reference_map(X, len(Xs), k, mu, kernel)
+    np.testing.assert_allclose(tca.eigenvalues_.numpy(), w, rtol=1e-8)
+    if kernel == "primal":
+        _match_up_to_sign(tca.components_.numpy(), W, atol=1e-8)
+
+        def embed(Q):
+            return _unit(Q @ W)
+    else:
+
+        def embed(Q):
+            return _unit(Q @ X.T @ W)  # k(x, X_fit) W, the dual map of new samples
+
+    ref_test = embed(Xq)
+    _match_up_to_sign(tca.transform(task.test.X[:25]), ref_test, atol=1e-8)
+    Zs, Zt = tca.fit_transform(task.without_test())
+    _match_up_to_sign(np.vstack([Zs, Zt]), embed(X), atol=1e-8)
+    # 1-NN is invariant to flipping a component's sign: the predictions must be equal
+    ref = KNeighborsClassifier(n_neighbors=1).fit(embed(Xs), task.source.y).predict(ref_test)
+    np.testing.assert_array_equal(tca.predict(task.test.X[:25]), ref)
 
 
 def test_float32_and_component_clipping(caplog):
@@ -211,7 +262,7 @@ def test_jda_records_pseudo_label_history():
 
 def test_coral_matches_the_closed_form():
     task = _task(80, 70, 3)
-    coral = CORAL(regularization=1.0).fit(task)
+    coral = CORAL(regularization=1.0, estimator="knn1").fit(task)  # the map: any classifier
     Xs, Xt = task.source.X, task.target.X
     Cs = np.cov(Xs.T) + np.eye(3)
     Ct = np.cov(Xt.T) + np.eye(3)
@@ -223,13 +274,69 @@ def test_coral_matches_the_closed_form():
     np.testing.assert_array_equal(coral.transform(Xt), Xt)
 
 
+def _coral_c_task():
+    """Seeded task whose C best by source CV (1.0) is not the C best on the target labels."""
+    rng = np.random.default_rng(15)
+    ys, yt = rng.integers(0, 2, 60), rng.integers(0, 2, 60)
+    Xs = rng.normal(size=(60, 6))
+    Xs[:, 0] += 2 * ys - 1
+    Xt = rng.normal(size=(60, 6)) * [1, 1, 2, 2, 1, 1]
+    Xt[:, 0] += 2 * yt - 1
+    Xt[:, 1] += 0.7 * (2 * yt - 1)
+    return TransferTask(Domain(Xs, ys), Domain(Xt), Domain(Xt, yt), "tabular", 2)
+
+
 def test_coral_linear_svm_cv_selects_c_on_the_source_only():
-    task = _task(80, 70, 3, shift=0.5)
-    coral = CORAL(estimator="linear_svm_cv", c_grid=[0.01, 1.0, 100.0], random_state=0)
+    # fails if C were chosen on target labels, on other folds, on the unaligned source or
+    # with another tie rule than the first best of the grid
+    grid = [1e-3, 1e-2, 1e-1, 1.0]
+    task = _coral_c_task()
+    coral = CORAL(estimator="linear_svm_cv", c_grid=grid, random_state=0)
     coral.fit(task.without_test())
+    aligned = task.source.X @ coral.mapping_
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    search = GridSearchCV(SVC(kernel="linear"), {"C": grid}, cv=folds).fit(aligned, task.source.y)
     d = coral.diagnostics_
-    assert d["svm_c"] in (0.01, 1.0, 100.0) and 0.0 <= d["svm_cv_accuracy"] <= 1.0
-    assert d["svm_c"] == coral.estimator_.C
+    assert d["svm_c"] == search.best_params_["C"] == coral.estimator_.C == 1.0
+    assert d["svm_cv_accuracy"] == pytest.approx(search.best_score_, abs=1e-12)
+    # the premise: choosing on the target labels would pick another C (0.01, by 0.1 accuracy)
+    target_acc = [
+        np.mean(SVC(kernel="linear", C=c).fit(aligned, task.source.y).predict(task.test.X)
+                == task.test.y)
+        for c in grid
+    ]  # fmt: skip
+    assert grid[int(np.argmax(target_acc))] == 1e-2
+    # the final SVM is refitted on the whole aligned source with that C
+    ref = SVC(kernel="linear", C=1.0).fit(aligned, task.source.y)
+    np.testing.assert_array_equal(coral.predict(task.test.X), ref.predict(task.test.X))
+    # whatever the target labels say (given by mistake with the test set), nothing changes
+    flipped = replace(task, test=Domain(task.test.X, 1 - task.test.y))
+    again = CORAL(estimator="linear_svm_cv", c_grid=grid, random_state=0).fit(flipped)
+    assert again.diagnostics_["svm_c"] == 1.0
+    np.testing.assert_array_equal(again.predict(task.test.X), coral.predict(task.test.X))
+
+
+def _separable_coral_task():
+    """A separable source: every C of a grid scores 1.0 in cross-validation (a tie)."""
+    rng = np.random.default_rng(0)
+    ys = np.repeat([0, 1], 20)
+    Xs = rng.normal(size=(40, 3))
+    Xs[:, 0] += 6 * (2 * ys - 1)
+    return TransferTask(Domain(Xs, ys), Domain(rng.normal(size=(40, 3))), None, "tabular", 2)
+
+
+def test_coral_cv_ties_go_to_the_smallest_c():
+    coral = CORAL(estimator="linear_svm_cv", c_grid=[1.0, 10.0, 100.0], random_state=0)
+    coral.fit(_separable_coral_task())
+    assert coral.diagnostics_["svm_cv_accuracy"] == 1.0
+    assert coral.diagnostics_["svm_c"] == coral.estimator_.C == 1.0
+
+
+def test_coral_cv_ties_go_to_the_smallest_c_of_an_unsorted_grid():
+    coral = CORAL(estimator="linear_svm_cv", c_grid=[100.0, 10.0, 1.0], random_state=0)
+    coral.fit(_separable_coral_task())
+    assert coral.diagnostics_["svm_cv_accuracy"] == 1.0
+    assert coral.diagnostics_["svm_c"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -283,6 +390,6 @@ def test_cuda_matches_cpu():
         gpu = TCA(n_components=3, device="cuda", **params).fit(task)
         assert gpu.device_.startswith("cuda")
         _match_up_to_sign(gpu.transform(task.test.X), cpu.transform(task.test.X), atol=1e-6)
-    cpu = CORAL().fit(task)
-    gpu = CORAL(device="cuda").fit(task)
+    cpu = CORAL(estimator="knn1").fit(task)
+    gpu = CORAL(estimator="knn1", device="cuda").fit(task)
     np.testing.assert_allclose(gpu.mapping_, cpu.mapping_, atol=1e-8)

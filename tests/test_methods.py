@@ -61,6 +61,14 @@ QUICK = {
 }
 
 
+def _trainer():
+    """Fifty Adam steps: enough to check the contract (``Trainer()`` is the CLI's 1000)."""
+    from tlbench.trainer import Trainer
+
+    return Trainer(max_steps=50, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                   schedule="constant", progress_bar=False)  # fmt: skip
+
+
 def _method(name: str):
     cls = METHODS.get(name)
     params = {"random_state": 0} if "random_state" in cls().get_params() else {}
@@ -87,15 +95,15 @@ def test_contract(name, dataset, options):
     with pytest.raises(NotFittedError):
         method.predict(task.test.X)
 
-    fit_task = task.without_test()  # what the runner passes: fit cannot see the test data
-    assert fit_task.test is None
-    assert method.fit(fit_task) is method
+    fit_task = task.without_test()  # what the runner passes (checked by the runner test below)
+    assert method.fit(fit_task, _trainer()) is method
 
     pred = method.predict(task.test.X)
     assert pred.shape == (len(task.test),)
     assert set(np.unique(pred)) <= set(range(task.num_classes))
 
-    again = _method(name).fit(_task(dataset, options).without_test()).predict(task.test.X)
+    again = _method(name).fit(_task(dataset, options).without_test(), _trainer())
+    again = again.predict(task.test.X)
     np.testing.assert_array_equal(pred, again)  # deterministic with a seed
 
     if hasattr(method, "predict_proba"):
@@ -140,5 +148,54 @@ def test_sparse_tabular_input(name):
     task = replace(
         task, source=sparse(task.source), target=sparse(task.target), test=sparse(task.test)
     )
-    pred = _method(name).fit(task.without_test()).predict(task.test.X)
+    pred = _method(name).fit(task.without_test(), _trainer()).predict(task.test.X)
     assert pred.shape == (len(task.test),)
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+QUICK_RUN = {
+    "tradaboost": ["method.n_estimators=5"],
+    "jda": ["method.n_components=4", "method.n_iter=3"],
+}
+
+
+def _rows(X) -> set:
+    return {tuple(np.round(r, 12)) for r in np.asarray(X)}
+
+
+@pytest.mark.parametrize("protocol", ["inductive", "transductive"])
+@pytest.mark.parametrize("method", ["source_only", "kmm", "tradaboost", "jda"])
+def test_runner_never_shows_the_test_labels_to_fit(spy_run, tmp_path, method, protocol):
+    # fails if any fit (the reported one or the selection's held-out one) gets the test set,
+    # test samples beyond the protocol's, or target labels beyond the declared 3 per class;
+    # or if the test labels change what is predicted
+    overrides = [f"method={method}", f"dataset.protocol={protocol}", "dataset.n_source=100",
+                 "dataset.n_target=100", "dataset.target_labeled=3", "dataset.shift=translation",
+                 *QUICK_RUN.get(method, [])]  # fmt: skip
+    seen, record = spy_run(tmp_path / "plain", overrides)
+    task = seen["task"]
+    assert len(seen["fit"]) == 2  # the reported model and the source_val scorer
+    assert len(seen["predict"]) == 1
+    test_rows = _rows(task.test.X)
+    for fit_task in seen["fit"]:
+        assert fit_task.test is None
+        y = fit_task.target.y
+        labeled = y != -1
+        assert labeled.sum() == 3 * task.num_classes
+        np.testing.assert_array_equal(y, task.target.y)  # exactly the dataset's labels
+        target_rows = [tuple(np.round(r, 12)) for r in fit_task.target.X]
+        if protocol == "inductive":
+            assert not test_rows & set(target_rows)
+        else:  # every test sample is an unlabeled target sample
+            unlabeled = {r for r, lab in zip(target_rows, labeled, strict=True) if not lab}
+            assert test_rows <= unlabeled
+            assert not test_rows & {r for r, lab in zip(target_rows, labeled, strict=True) if lab}
+    flipped, again = spy_run(tmp_path / "flipped", overrides, corrupt_test=lambda y: 1 - y)
+    np.testing.assert_array_equal(flipped["predict"][0], seen["predict"][0])
+    for a, b in zip(flipped["proba"], seen["proba"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the flipped labels were used to score: binary accuracy turns into 1 - accuracy
+    acc = record["metrics"]["accuracy"]
+    assert again["metrics"]["accuracy"] == pytest.approx(1 - acc)

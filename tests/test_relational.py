@@ -176,6 +176,27 @@ def test_revision_options(revision):
         assert method.diagnostics_["clauses_added"] == []
 
 
+@pytest.mark.parametrize("method", ["relational_scratch", "predicate_mapping"])
+def test_permuted_test_labels_leave_the_predictions_unchanged(spy_run, tmp_path, method):
+    # through the runner, which holds the test labels: fails if fit sees the test fold (its
+    # examples or labels) or if inference reads the labels of the atoms it predicts
+    overrides = [f"method={method}", "dataset=toy_relational", "dataset.n_entities=20"]
+    seen, record = spy_run(tmp_path / "plain", overrides)
+    (fit_task,) = seen["fit"]
+    test = seen["task"].test
+    assert fit_task.test is None
+    assert not set(test.X.examples) & set(fit_task.target.X.examples)
+    perm = np.random.default_rng(0).permutation(len(test))
+    assert np.mean(test.y[perm] != test.y) > 0.2  # a permutation that moves labels
+    permuted, again = spy_run(tmp_path / "permuted", overrides, corrupt_test=lambda y: y[perm])
+    np.testing.assert_array_equal(permuted["predict"][0], seen["predict"][0])
+    assert seen["proba"] and len(permuted["proba"]) == len(seen["proba"])
+    for a, b in zip(permuted["proba"], seen["proba"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the runner scored with the permuted labels: the ranking metrics moved
+    assert again["metrics"]["auc_roc"] != record["metrics"]["auc_roc"]
+
+
 def test_deterministic():
     task = toy_relational(n_entities=20, seed=3)
     a = PredicateMapping().fit(task.without_test()).predict_proba(task.test.X)

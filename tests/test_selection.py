@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -38,6 +40,30 @@ def test_density_ratio_is_larger_near_the_target():
     assert 0.3 < ratio(Xs).mean() < 3  # about 1 on the source, as p_t / p_s should
 
 
+def test_scores_equal_hand_computed_values():
+    # correct = [1, 0, 1, 1], w = [3, 1, 0.5, 0.5]: sum w = 5, sum w * correct = 4
+    correct = np.array([1, 0, 1, 1], dtype=float)
+    w = np.array([3.0, 1.0, 0.5, 0.5])
+    assert iwv_score(correct, w) == pytest.approx(4 / 5, abs=1e-15)
+    # DEV (You et al. 2019): w l = [0, 1, 0, 0], mean 1/4; mean(w) = 5/4;
+    # Var(w) = 4.25 / 3, Cov(w l, w) = -0.25 / 3 (both ddof=1), eta = -Cov / Var = 1/17;
+    # risk = 1/4 + (1/17) (5/4 - 1) = 9/34
+    assert dev_score(correct, w) == pytest.approx(-9 / 34, abs=1e-15)
+    # entropy in nats: rows 0.5/0.5 (ln 2), 0.9/0.1, 1/0 (0, up to the 1e-12 clip)
+    proba = np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0]])
+    h = np.log(2) + 0.9 * np.log(1 / 0.9) + 0.1 * np.log(10)
+    assert entropy_score(proba) == pytest.approx(-h / 3, abs=1e-10)
+
+
+def test_density_ratio_is_rescaled_by_the_domain_sizes():
+    # one distribution, four times more target samples: the odds P(t|x)/P(s|x) are about 4
+    # and p_t/p_s about 1; fails if the n_s/n_t prior is left out or inverted (4 or 16)
+    rng = np.random.default_rng(1)
+    Xs, Xt = rng.normal(size=(300, 2)), rng.normal(size=(1200, 2))
+    ratio = density_ratio(Xs, Xt)(rng.normal(size=(500, 2)))
+    assert 0.8 < ratio.mean() < 1.25 and ratio.max() < 2
+
+
 def test_iwv_and_dev_reduce_to_accuracy_with_equal_weights():
     correct = np.array([1, 0, 1, 1], dtype=float)
     w = np.ones(4)
@@ -64,7 +90,7 @@ def test_entropy_prefers_confident_predictions():
 
 
 def test_score_all_scores_every_protocol_with_one_held_out_fit():
-    task = toy_shift(n_source=120, n_target=120, seed=0)
+    task = toy_shift(n_source=120, n_target=120, seed=4)
     method = SourceOnly(random_state=0).fit(task.without_test())
     acc = float(np.mean(method.predict(task.test.X) == task.test.y))
     fits = []
@@ -86,8 +112,26 @@ def test_score_all_scores_every_protocol_with_one_held_out_fit():
     assert len(fits) == 1 and info["n_val"] == 30
     assert set(scores) == {"source_val", "iwv", "dev", "entropy", "oracle"}
     assert scores["oracle"] == acc
-    assert 0 <= scores["source_val"] <= 1 and -np.log(2) <= scores["entropy"] <= 0
-    assert np.isfinite(scores["iwv"]) and np.isfinite(scores["dev"])
+    # every score recomputed: a scorer fitted without the held-out source samples, scored on
+    # them, weighted by the ratio fitted on (train, target training samples); the entropy of
+    # the reported model on the target training samples (never the test samples)
+    train, val = split_source(task, 0.25, seed=0)
+    scorer = SourceOnly(random_state=0).fit(replace(task, source=train, test=None))
+    correct = (scorer.predict(val.X) == val.y).astype(float)
+    weight = density_ratio(train.X, task.target.X, 0)(val.X)
+    assert scores["source_val"] == pytest.approx(correct.mean(), abs=1e-15)
+    assert scores["iwv"] == pytest.approx(np.sum(weight * correct) / np.sum(weight), rel=1e-12)
+    loss = 1 - correct
+    eta = -np.cov(weight * loss, weight)[0, 1] / np.var(weight, ddof=1)
+    risk = np.mean(weight * loss) + eta * (np.mean(weight) - 1)
+    assert scores["dev"] == pytest.approx(-risk, rel=1e-12)
+    p = np.clip(method.predict_proba(task.target.X), 1e-12, 1)
+    assert scores["entropy"] == pytest.approx(np.mean(np.sum(p * np.log(p), 1)), rel=1e-12)
+    # the premise: scoring the reported model (trained on val too) or the entropy on the test
+    # samples would give other values
+    assert np.mean(method.predict(val.X) == val.y) != scores["source_val"]
+    p_test = np.clip(method.predict_proba(task.test.X), 1e-12, 1)
+    assert abs(np.mean(np.sum(p_test * np.log(p_test), 1)) - scores["entropy"]) > 1e-6
     none, _ = score_all(
         "none",
         task=task,

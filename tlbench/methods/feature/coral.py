@@ -16,7 +16,9 @@ Deviations from the paper
 - ``estimator=linear_svm_cv`` is the protocol tlbench uses for the paper's Office-Caltech10 SURF
   row (48.8 on average; 47.80 here, ``experiments/feature/README.md``): a linear SVM (libsvm,
   one-vs-one) trained on the *whole* aligned source, its C chosen from 10^-3 .. 10^4 by
-  stratified 5-fold cross-validation on the aligned source alone (no target label is read).
+  stratified 5-fold cross-validation on the aligned source alone (no target label is read
+  on the unsupervised tasks; with ``dataset.target_labeled`` the labeled target samples join
+  the training set, unaligned, and so the cross-validation too).
   The paper's experimental section was not available to us; the grid follows the evaluation
   code of the SA/CORAL family as we recall it (the CORAL project page says it scores with SA's
   function; not verified), which uses 2 folds. With 2 folds the C chosen on the Caltech source
@@ -154,7 +156,8 @@ class CORAL(TorchMapping):
         from sklearn.model_selection import StratifiedKFold, cross_val_score
         from sklearn.svm import SVC
 
-        grid = [float(c) for c in self.c_grid]
+        # ascending, so that argmax (the first maximum) gives the smallest C among ties
+        grid = sorted(float(c) for c in self.c_grid)
         if not grid or min(grid) <= 0:
             raise ConfigError(f"c_grid must hold positive values, got {list(self.c_grid)!r}")
         folds = self.cv_folds
@@ -166,7 +169,7 @@ class CORAL(TorchMapping):
             )
         split = StratifiedKFold(int(folds), shuffle=True, random_state=self.random_state)
         scores = [cross_val_score(SVC(kernel="linear", C=c), X, y, cv=split).mean() for c in grid]
-        best = int(np.argmax(scores))  # the first maximum: the smallest C among ties
+        best = int(np.argmax(scores))
         est = SVC(kernel="linear", C=grid[best], random_state=self.random_state).fit(X, y)
         self.diagnostics_.update(svm_c=grid[best], svm_cv_accuracy=float(scores[best]))
         self.estimator_, self.classes_ = est, est.classes_
