@@ -27,7 +27,7 @@ from .errors import ConfigError, IncompatibleTaskError, NotScorableError, Tlbenc
 from .metrics import classification_metrics
 from .registry import DATASETS, METHODS
 from .results import RESULT_FILE, write_json_atomic, write_result
-from .selection import PROTOCOLS, check_val_fraction, score_all
+from .selection import PROTOCOLS, check_density_ratio, check_val_fraction, score_all
 from .task import TransferTask
 
 log = logging.getLogger(__name__)
@@ -271,6 +271,8 @@ def run(
             )
         val_fraction = OmegaConf.select(cfg, "selection.val_fraction", default=0.2)
         check_val_fraction(val_fraction)
+        density_ratio = OmegaConf.select(cfg, "selection.density_ratio", default="logistic")
+        check_density_ratio(density_ratio)
         if cfg.get("trainer") is not None:  # its numbers, before any data is read
             _instantiate(cfg.trainer, "trainer", output_dir=str(output_dir)).check_options()
         task = build_task(cfg)
@@ -335,6 +337,7 @@ def run(
                 val_fraction=val_fraction,
                 seed=seed,
                 heldout=heldout,
+                density_ratio=density_ratio,
             )
             record["selection_scores"] = scores
             record["selection_score"] = scores.get(selection)

@@ -13,8 +13,10 @@ configuration with the best score among the runs of a hyperparameter sweep; with
     samples; the reported model is refitted on all of them (scikit-learn's ``refit=True``).
 ``iwv``
     Importance-weighted validation (Sugiyama, Krauledat, Müller, JMLR 2007): the same held-out
-    source samples, each weighted by ``p_target(x) / p_source(x)`` estimated with a logistic
-    domain classifier on the input features.
+    source samples, each weighted by ``p_target(x) / p_source(x)`` estimated on the input
+    features by ``selection.density_ratio`` (:mod:`tlbench.density_ratio`): ``logistic``, a
+    logistic domain classifier (the default), ``kliep`` or ``ulsif``, the estimators of the
+    ``kliep`` and ``ulsif`` methods.
 ``dev``
     Deep embedded validation (You, Wang, Long, Jordan, ICML 2019): the importance-weighted
     0/1 loss with the control variate that lowers its variance, ``risk = mean(w l) +
@@ -73,37 +75,32 @@ def split_source(task: TransferTask, val_fraction: float, seed: int) -> tuple[Do
     return task.source.subset(train), task.source.subset(val)
 
 
-def _flat(X: Any) -> np.ndarray:
-    import scipy.sparse as sp
+def check_density_ratio(name: Any) -> None:
+    """``selection.density_ratio`` names an estimator of :mod:`tlbench.density_ratio`."""
+    from .density_ratio import ESTIMATORS
 
-    if sp.issparse(X):
-        return X
-    X = np.asarray(X, dtype=np.float64)
-    return X.reshape(len(X), -1)
+    if name not in ESTIMATORS:
+        raise ConfigError(
+            f"selection.density_ratio must be one of {', '.join(ESTIMATORS)}, got {name!r}"
+        )
 
 
-def density_ratio(X_source: Any, X_target: Any, seed: int = 0) -> Callable[[Any], np.ndarray]:
-    """``x -> p_target(x) / p_source(x)`` from a logistic domain classifier (Bickel et al. 2007).
+def density_ratio(
+    X_source: Any, X_target: Any, seed: int = 0, estimator: str = "logistic"
+) -> Callable[[Any], np.ndarray]:
+    """``x -> p_target(x) / p_source(x)``, fitted by the estimator ``estimator``.
 
-    The odds ``P(target | x) / P(source | x)`` are rescaled by ``n_source / n_target`` so that
-    the ratio averages to about 1 on source samples; it is clipped to [1e-3, 1e3] so that one
-    sample far outside the source cannot take all the weight.
+    ``logistic`` (default): a logistic domain classifier (Bickel et al. 2007) whose odds
+    ``P(target | x) / P(source | x)`` are rescaled by ``n_source / n_target``, so that the
+    ratio averages to about 1 on source samples, and clipped to [1e-3, 1e3], so that one sample
+    far outside the source cannot take all the weight. ``kliep`` / ``ulsif``: the Gaussian-basis
+    estimators of the ``kliep`` / ``ulsif`` methods, with their own cross-validation. All of
+    them live in :mod:`tlbench.density_ratio`; the fitted estimator is returned (call it).
     """
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
+    from .density_ratio import make_ratio_estimator
 
-    Xs, Xt = _flat(X_source), _flat(X_target)
-    stack = sp.vstack if sp.issparse(Xs) else np.vstack
-    X = stack([Xs, Xt])
-    d = np.r_[np.zeros(Xs.shape[0]), np.ones(Xt.shape[0])]
-    clf = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(X, d)
-    prior = Xs.shape[0] / Xt.shape[0]
-
-    def ratio(Z: Any) -> np.ndarray:
-        p = clf.predict_proba(_flat(Z))[:, 1]
-        return np.clip(prior * p / np.clip(1 - p, 1e-12, None), 1e-3, 1e3)
-
-    return ratio
+    check_density_ratio(estimator)
+    return make_ratio_estimator(estimator, random_state=seed).fit(X_source, X_target)
 
 
 def iwv_score(correct: np.ndarray, weight: np.ndarray) -> float:
@@ -138,6 +135,7 @@ def score_all(
     val_fraction: float,
     seed: int,
     heldout: tuple[Domain, Domain] | None = None,
+    density_ratio: str = "logistic",
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Every protocol's score of a fitted run (``name`` is the run's own protocol).
 
@@ -169,6 +167,8 @@ def score_all(
         ``(train, val)``: ``method`` was fitted with ``val`` held out of the source (the
         runner's one training of a deep method); it is scored on ``val`` and nothing is
         trained again.
+    density_ratio : {"logistic", "kliep", "ulsif"}, default="logistic"
+        The estimator of ``iwv`` and ``dev``'s importance weights (:func:`density_ratio`).
 
     Returns
     -------
@@ -180,6 +180,7 @@ def score_all(
     """
     if name not in PROTOCOLS:
         raise ConfigError(f"unknown selection {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    check_density_ratio(density_ratio)
     scores: dict[str, float | None] = {}
     info: dict[str, Any] = {}
     if name == "none":
@@ -195,7 +196,7 @@ def score_all(
     if heldout is not None:
         train, val = heldout
         info["trained_once"] = True
-        _score_heldout(scores, info, task, method, train, val, seed)
+        _score_heldout(scores, info, task, method, train, val, seed, density_ratio)
         return scores, info
     if own is not None:
         # a method that held data out itself (e.g. a deep method choosing its checkpoint)
@@ -220,7 +221,7 @@ def score_all(
     scorer = make_method().fit(replace(task, source=train, test=None),
                                trainer if isolated is None else isolated())  # fmt: skip
     info["val_fraction"] = val_fraction
-    _score_heldout(scores, info, task, scorer, train, val, seed)
+    _score_heldout(scores, info, task, scorer, train, val, seed, density_ratio)
     return scores, info
 
 
@@ -231,7 +232,7 @@ def _is_vectors(X: Any) -> bool:
 
 
 def _score_heldout(scores: dict, info: dict, task: TransferTask, scorer: Any, train: Domain,
-                   val: Domain, seed: int) -> None:  # fmt: skip
+                   val: Domain, seed: int, estimator: str = "logistic") -> None:  # fmt: skip
     """``source_val``, ``iwv`` and ``dev`` of ``scorer`` (fitted without ``val``) on ``val``.
 
     The density ratio is estimated on the input vectors; for images, on the scorer's own
@@ -252,7 +253,8 @@ def _score_heldout(scores: dict, info: dict, task: TransferTask, scorer: Any, tr
             return
         Xs, Xt, Xv = scorer.embed(Xs), scorer.embed(Xt), scorer.embed(Xv)
         info["density_ratio_on"] = "the method's embedding"
-    weight = density_ratio(Xs, Xt, seed)(Xv)
+    weight = density_ratio(Xs, Xt, seed, estimator)(Xv)
+    info["density_ratio"] = estimator
     info["weight_max"] = float(weight.max())
     info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))
     scores.setdefault("iwv", iwv_score(correct, weight))

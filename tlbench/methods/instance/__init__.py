@@ -1,3 +1,3 @@
-"""Instance-based transfer: reweight or reselect the source samples (KMM, TrAdaBoost)."""
+"""Instance-based transfer: reweight or reselect the source (KMM, KLIEP, uLSIF, TrAdaBoost)."""
 
-from . import kmm, tradaboost  # noqa: F401
+from . import kliep, kmm, tradaboost, ulsif  # noqa: F401
