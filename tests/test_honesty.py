@@ -444,3 +444,11 @@ def test_bad_deep_hyperparameters_are_one_line(tmp_path, override):
 def test_a_bad_tca_gamma_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="gamma"):
         run(_cfg("method=tca", "method.kernel=rbf", "method.gamma=-2"), tmp_path)
+
+
+def test_a_held_out_task_too_small_for_the_config_is_unscored(tmp_path):
+    """The main fit takes the config; the 80 % scorer cannot: unscored, with the reason."""
+    record = run(_cfg("method=tca", "method.n_components=130", "dataset.n_source=120",
+                      "dataset.n_target=40"), tmp_path)  # fmt: skip
+    assert record["status"] == "ok" and record["selection_score"] is None
+    assert "held-out fit" in record["selection_info"]["note"]

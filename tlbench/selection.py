@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, NotScorableError
+from .errors import ConfigError, DataError, NotScorableError
 from .task import Domain, TransferTask
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,16 @@ def score_all(
     train, val = split_source(task, val_fraction, seed)
     # its own trainer state: the scorer never resumes from, nor writes, the run's checkpoints
     isolated = getattr(trainer, "isolated", None)
-    scorer = make_method().fit(replace(task, source=train, test=None),
-                               trainer if isolated is None else isolated())  # fmt: skip
+    try:
+        scorer = make_method().fit(replace(task, source=train, test=None),
+                                   trainer if isolated is None else isolated())  # fmt: skip
+    except (ConfigError, DataError) as exc:
+        # the main fit took this config and data: only the smaller held-out task can fail it
+        # (e.g. more components than samples), so the run stands, unscored, and says why
+        raise NotScorableError(
+            f"the held-out fit on {len(train)} of the {len(task.source)} source samples "
+            f"failed: {exc}"
+        ) from exc
     info["val_fraction"] = val_fraction
     _score_heldout(scores, info, task, scorer, train, val, seed, density_ratio)
     return scores, info
