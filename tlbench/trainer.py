@@ -202,9 +202,9 @@ def domain_digest(domain: Domain | None) -> str:
 
     h = hashlib.blake2b(digest_size=16)
     if domain is not None:
-        for part in (domain.X, domain.y, domain.weight):
-            _digest(h, None if part is None else np.asarray(part) if part is not domain.X
-                    else part)  # fmt: skip
+        _digest(h, domain.X)
+        for part in (domain.y, domain.weight):
+            _digest(h, None if part is None else np.asarray(part))
     return h.hexdigest()
 
 
