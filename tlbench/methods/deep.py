@@ -267,6 +267,7 @@ class DeepMethod(TransferMethod):
 
     def transfer_loss(self, source: Any, target: Any) -> Any:
         """The transfer term added to the classification loss (``None``: none)."""
+        return None
 
     def _check_common(self) -> None:
         """The shared hyperparameters' ranges, one line each, before anything is built."""
@@ -293,7 +294,6 @@ class DeepMethod(TransferMethod):
         baseline's option (``source_only_deep.forward_target``).
         """
         return self.uses_target
-        return None
 
     def _check_params(self, model: DeepNet) -> None:
         """Validate method-specific hyperparameters once the layer names are known."""
