@@ -138,18 +138,21 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, caplog):
     assert "no checkpoint" in caplog.text and t.resumed_from_ is None
 
 
-def test_the_scorer_never_touches_the_runs_checkpoints(tmp_path):
+@pytest.mark.parametrize("resume", [True, False])
+def test_the_scorer_never_touches_the_runs_checkpoints(tmp_path, resume):
     """The held-out scorer's fit neither resumes from nor overwrites the main fit's weights."""
     from tlbench.datasets.toy import toy_shift
     from tlbench.methods.feature.source_only_deep import SourceOnlyDeep
     from tlbench.selection import score_all
 
     task = toy_shift(n_source=120, n_target=120)
+    made = []
 
     def make():
-        return SourceOnlyDeep(hidden=[8], bottleneck_dim=4, random_state=0)
+        made.append(SourceOnlyDeep(hidden=[8], bottleneck_dim=4, random_state=0))
+        return made[-1]
 
-    trainer = Trainer(max_steps=10, batch_size=16, checkpoint_every=5, resume=True,
+    trainer = Trainer(max_steps=10, batch_size=16, checkpoint_every=5, resume=resume,
                       output_dir=str(tmp_path), progress_bar=False)  # fmt: skip
     main = make().fit(task.without_test(), trainer)
     ckpts = tmp_path / "checkpoints"
@@ -160,6 +163,9 @@ def test_the_scorer_never_touches_the_runs_checkpoints(tmp_path):
     assert {p.name: p.read_bytes() for p in ckpts.iterdir()} == before
     assert not list(tmp_path.glob("**/*.pt.tmp*"))
     assert scores["source_val"] is not None
+    # the scorer trained its own model on the 80 %, not the main model resumed from last.pt
+    ours, theirs = made[-1].model_.state_dict(), main.model_.state_dict()
+    assert any(not torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 DEEP_RESUME = ["method=source_only_deep", "method.hidden=[8]", "method.bottleneck_dim=4",
