@@ -534,6 +534,14 @@ def solve_kliep(
 class _GaussianBasisRatio(RatioEstimator):
     """Shared parts of KLIEP and uLSIF: centres, distances, the width grid, ``ratio``."""
 
+    def fit(self, X_source: Any, X_target: Any) -> Self:
+        """Choose the hyperparameters by the estimator's cross-validation, then fit on all."""
+        with _one_blas_thread():
+            return self._fit(X_source, X_target)
+
+    def _fit(self, X_source: Any, X_target: Any) -> Self:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _prepare(self, X_source: Any, X_target: Any) -> tuple:
         who = self.name
         n_centers = _count(self.n_centers, "n_centers", who, 1)
@@ -654,11 +662,6 @@ class KLIEPRatio(_GaussianBasisRatio):
         self.tol = tol
         self.max_iter = max_iter
         self.random_state = random_state
-
-    def fit(self, X_source: Any, X_target: Any) -> Self:
-        """Choose ``sigma`` by LCV (unless fixed), then solve KLIEP on all samples."""
-        with _one_blas_thread():
-            return self._fit(X_source, X_target)
 
     def _fit(self, X_source: Any, X_target: Any) -> Self:
         start = time.perf_counter()
@@ -884,11 +887,6 @@ class ULSIFRatio(_GaussianBasisRatio):
         self.regularization = regularization
         self.regularization_grid = regularization_grid
         self.random_state = random_state
-
-    def fit(self, X_source: Any, X_target: Any) -> Self:
-        """Choose ``sigma`` and ``lambda`` by analytic LOOCV (unless fixed), then solve."""
-        with _one_blas_thread():
-            return self._fit(X_source, X_target)
 
     def _fit(self, X_source: Any, X_target: Any) -> Self:
         start = time.perf_counter()

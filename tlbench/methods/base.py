@@ -203,6 +203,19 @@ class ReweightingMethod(ShallowMixin, TransferMethod):
     def compute_weights(self, task: TransferTask) -> np.ndarray:
         """Return one non-negative weight per source sample."""
 
+    def check_weighted_estimator(self) -> None:
+        """Refuse, before any work, a classifier whose ``fit`` would ignore the weights."""
+        from sklearn.utils.validation import has_fit_parameter
+
+        est = make_estimator(self.estimator, getattr(self, "random_state", None))
+        if not has_fit_parameter(est, "sample_weight"):
+            label = self.name or type(self).__name__
+            raise ConfigError(
+                f"{label}: estimator {self.estimator!r} cannot use sample weights, so it would "
+                "ignore the source weights; choose logreg, linear_svm or a classifier whose "
+                "fit accepts sample_weight"
+            )
+
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Compute source weights, then fit the weighted estimator."""
         self.check_task(task)

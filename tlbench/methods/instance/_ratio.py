@@ -15,9 +15,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ...density_ratio import RatioEstimator, weight_summary
-from ...errors import ConfigError
 from ...task import TransferTask
-from ..base import ReweightingMethod, make_estimator
+from ..base import ReweightingMethod
 
 
 class RatioReweighting(ReweightingMethod):
@@ -42,17 +41,6 @@ class RatioReweighting(ReweightingMethod):
 
     ratio_class: ClassVar[type[RatioEstimator]]
 
-    def _check_estimator(self) -> None:
-        from sklearn.utils.validation import has_fit_parameter
-
-        est = make_estimator(self.estimator, getattr(self, "random_state", None))
-        if not has_fit_parameter(est, "sample_weight"):
-            raise ConfigError(
-                f"{self.name}: estimator {self.estimator!r} cannot use sample weights, so it "
-                "would ignore the density ratio; choose logreg, linear_svm or a classifier "
-                "whose fit accepts sample_weight"
-            )
-
     def ratio_estimator(self) -> RatioEstimator:
         """The unfitted density-ratio estimator with this method's hyperparameters."""
         names = self.ratio_class._get_param_names()
@@ -60,7 +48,7 @@ class RatioReweighting(ReweightingMethod):
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Check the classifier, estimate the ratio, fit the weighted classifier."""
-        self._check_estimator()
+        self.check_weighted_estimator()
         return super().fit(task, trainer)
 
     def compute_weights(self, task: TransferTask) -> np.ndarray:

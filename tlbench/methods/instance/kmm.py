@@ -55,7 +55,7 @@ from ...kernels import KERNELS, as_tensor, median_gamma, pairwise_kernel
 from ...registry import register_method
 from ...task import TransferTask
 from ...trainer import method_device
-from ..base import ReweightingMethod, make_estimator
+from ..base import ReweightingMethod
 
 __all__ = [
     "KMM",
@@ -800,15 +800,7 @@ class KMM(ReweightingMethod):
             raise ConfigError(f"kmm: max_iter must be a positive integer, got {self.max_iter}")
         if self.block_size is not None and self.block_size < 1:
             raise ConfigError(f"kmm: block_size must be >= 1, got {self.block_size}")
-        est = make_estimator(self.estimator, self.random_state)
-        from sklearn.utils.validation import has_fit_parameter
-
-        if not has_fit_parameter(est, "sample_weight"):
-            raise ConfigError(
-                f"kmm: estimator {self.estimator!r} cannot use sample weights, so it would "
-                "ignore the KMM weights; choose logreg, linear_svm or a classifier whose fit "
-                "accepts sample_weight"
-            )
+        self.check_weighted_estimator()
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Check the configuration, compute the weights, fit the weighted classifier."""
