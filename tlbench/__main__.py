@@ -1,9 +1,11 @@
 """Command line: ``python -m tlbench method=<name> dataset=<name> [key=value ...]``.
 
 Hydra composes ``conf/config.yaml``; ``-m`` runs a sweep. User errors (a bad value, a missing
-data file) print one line and exit with status 2; an impossible method x dataset pair is
-recorded as ``skipped`` and exits 0. In a sweep, a run that fails leaves a ``failed`` record
-and the sweep goes on.
+data file) print one line and exit with status 2. An impossible method x dataset pair (the
+target among the sources, a method that needs labeled target samples given none...) is
+recorded as ``skipped``: a single run prints the reason in one line and exits with status 2,
+a sweep goes on. In a sweep, a run that fails leaves a ``failed`` record and the sweep goes
+on.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         print(f"tlbench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return
     print(summary(record))
+    if record["status"] == "skipped" and not sweeping:
+        print(f"tlbench: skipped: {record.get('reason')}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -87,9 +87,12 @@ def build_task(cfg: DictConfig) -> TransferTask:
 
     opts = dataset_options(cfg)
     node = cfg.dataset
-    if opts:  # the adapter takes only its own options
+    source = _source_option(cfg)
+    if opts or isinstance(source, list):  # the adapter takes only its own options
         adapter = OmegaConf.to_container(node, resolve=True)
         node = OmegaConf.create({k: v for k, v in adapter.items() if k not in opts})
+        if isinstance(source, list):
+            node.source = _check_source_list(cfg, source)
     task = _instantiate(node, "dataset")
     if not isinstance(task, TransferTask):
         raise ConfigError(
@@ -100,6 +103,36 @@ def build_task(cfg: DictConfig) -> TransferTask:
     if shift is None and severity is not None:
         check_severity(severity)  # a bad severity is an error with or without a shift
     return task if shift is None else shift_task(task, shift)
+
+
+def _source_option(cfg: DictConfig) -> Any:
+    """``dataset.source`` as plain Python (a list for a multi-source task)."""
+    node = cfg.get("dataset") or {}
+    value = node.get("source") if "source" in node else None
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _check_source_list(cfg: DictConfig, sources: list[Any]) -> str | list[Any]:
+    """A list of one source is that source; longer lists need a multi-source dataset."""
+    if len(sources) == 1:
+        return sources[0]
+    target = OmegaConf.select(cfg, "dataset._target_", default=None)
+    entry = DATASETS.find(target) if target else None
+    if not (entry and entry.meta.get("multi_source")):
+        name = entry.name if entry else target
+        multi = ", ".join(e.name for e in DATASETS if e.meta.get("multi_source"))
+        raise ConfigError(
+            f"dataset {name!r} takes one source domain, dataset.source lists {len(sources)}; "
+            f"multi-source tasks: {multi}"
+        )
+    return sources
+
+
+def source_mode(task: TransferTask, method: Any) -> str:
+    """How ``method`` reads the task's sources: ``single``, ``pooled`` or ``per source``."""
+    if not task.is_multi_source:
+        return "single"
+    return "per source" if method.multi_source == "per_source" else "pooled"
 
 
 def features_for(cfg: DictConfig, task: TransferTask, method: Any, trainer: Any) -> TransferTask:
@@ -245,7 +278,7 @@ def run(
         "label": cfg.get("label") or method_name,
         "family": getattr(method_cls, "family", None),
         "dataset": _lookup(DATASETS, cfg.dataset)[0],
-        "source": cfg.dataset.get("source"),
+        "source": _source_option(cfg),
         "target": cfg.dataset.get("target"),
         "seed": seed,
         "selection": selection,
@@ -278,6 +311,7 @@ def run(
         task = build_task(cfg)
         record.update(
             source=task.source.name,
+            sources=list(task.source_names),
             target=task.target.name,
             protocol=task.protocol,
             kind=task.kind,
@@ -289,6 +323,10 @@ def run(
         )
         method = build_method(cfg)
         record["family"] = method.family
+        method.check_sources(task)
+        record["source_mode"] = source_mode(task, method)
+        if task.is_multi_source:
+            record["n_source_per_domain"] = {d.name: len(d) for d in task.sources}
         device = None
         if OmegaConf.select(cfg, "trainer.device", default=None) == gpus.FREE:
             device = f"cuda:{stack.enter_context(gpus.claim_gpu())}"  # held until the run ends

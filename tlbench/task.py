@@ -4,6 +4,12 @@ Every dataset adapter returns a :class:`TransferTask`; every method's ``fit`` re
 ``test=None`` (the runner alone touches the held-out target data). Construction validates the
 data, so a malformed adapter or plugin fails with one clear :class:`~tlbench.errors.DataError`
 instead of a traceback deep inside numpy or scikit-learn.
+
+Multi-source tasks (``dataset.source=[a,b,c]``) keep the same shape: ``task.source`` is the
+pooled source, one :class:`Domain` whose ``domain_index`` says which source each sample comes
+from (``domain_names`` lists them). A single-source method reads the pooled source as it reads
+any source; a multi-source method splits it with :attr:`TransferTask.sources`. Single-source
+tasks have ``domain_index=None`` and are exactly what they were before multi-source tasks.
 """
 
 from __future__ import annotations
@@ -119,13 +125,21 @@ class Domain:
     weight : ndarray of float, optional
         Per-sample weights (scikit-learn's ``sample_weight``), e.g. set by a reweighting method.
     name : str
-        The domain's name (``"amazon"``, ``"mnist"``...).
+        The domain's name (``"amazon"``, ``"mnist"``...; ``"amazon+caltech+dslr"`` for pooled
+        sources).
+    domain_index : ndarray of int, optional
+        For pooled sources: the index into ``domain_names`` of each sample's own domain.
+        ``None`` for a single domain.
+    domain_names : tuple of str
+        The names of the pooled domains (empty for a single domain).
     """
 
     X: Any
     y: np.ndarray | None = None
     weight: np.ndarray | None = None
     name: str = ""
+    domain_index: np.ndarray | None = None
+    domain_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return _n_samples(self.X)
@@ -163,7 +177,63 @@ class Domain:
             y=None if self.y is None else self.y[index],
             weight=None if self.weight is None else self.weight[index],
             name=self.name,
+            domain_index=None if self.domain_index is None else self.domain_index[index],
+            domain_names=self.domain_names,
         )
+
+    def split_domains(self) -> tuple[Domain, ...]:
+        """The pooled domains one by one (``(self,)`` for a single domain).
+
+        Each part keeps its samples' order, labels and weights and carries its own name; an
+        empty part (e.g. after a held-out split) is left out.
+        """
+        if self.domain_index is None:
+            return (self,)
+        parts = []
+        for k, name in enumerate(self.domain_names):
+            index = np.flatnonzero(self.domain_index == k)
+            if len(index):
+                part = self.subset(index)
+                parts.append(replace(part, name=name, domain_index=None, domain_names=()))
+        return tuple(parts)
+
+
+def pool_domains(domains: list[Domain] | tuple[Domain, ...]) -> Domain:
+    """Stack single domains (same kind of ``X``) into one pooled :class:`Domain`.
+
+    One domain is returned as it is (a single-source task stays single-source). The pooled
+    domain is named ``"a+b+c"`` and records each sample's domain in ``domain_index``.
+    """
+    if len(domains) == 1:
+        return domains[0]
+    names = tuple(d.name for d in domains)
+    if len(set(names)) != len(names):
+        raise DataError(f"pooled domains must have distinct names, got {list(names)}")
+    Xs = [d.X for d in domains]
+    if all(isinstance(X, np.ndarray) for X in Xs):
+        X = np.concatenate(Xs, axis=0)
+    elif all(isinstance(X, np.ndarray) or sp.issparse(X) for X in Xs):
+        X = sp.vstack([sp.csr_matrix(X) for X in Xs], format="csr")
+    else:
+        raise DataError("only array domains (dense or sparse) can be pooled")
+    labeled = [d.y is not None for d in domains]
+    if any(labeled) and not all(labeled):
+        raise DataError("pooled domains must all be labeled or all unlabeled")
+    weighted = [d.weight is not None for d in domains]
+    return Domain(
+        X=X,
+        y=np.concatenate([d.y for d in domains]) if all(labeled) else None,
+        weight=(
+            np.concatenate([d.weight if d.weight is not None else np.ones(len(d)) for d in domains])
+            if any(weighted)
+            else None
+        ),
+        name="+".join(names),
+        domain_index=np.concatenate(
+            [np.full(len(d), k, dtype=np.int64) for k, d in enumerate(domains)]
+        ),
+        domain_names=names,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,6 +275,21 @@ class TransferTask:
     def without_test(self) -> TransferTask:
         """The task as a method sees it: no held-out test data."""
         return replace(self, test=None)
+
+    @property
+    def sources(self) -> tuple[Domain, ...]:
+        """The labeled source domains one by one (one for a single-source task)."""
+        return self.source.split_domains()
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        """The names of the source domains."""
+        return self.source.domain_names or (self.source.name,)
+
+    @property
+    def is_multi_source(self) -> bool:
+        """Whether the source pools two or more domains."""
+        return len(self.source_names) > 1
 
     @property
     def feature_shape(self) -> tuple[int, ...] | None:
@@ -249,13 +334,27 @@ def validate_task(task: TransferTask) -> None:
             w = np.asarray(dom.weight)
             if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
                 raise DataError(f"the {where} has weights that are not {n} finite values >= 0")
+        if dom.domain_index is not None:
+            _check_domain_index(dom, n, where)
     if task.source.y is None or task.source.n_labeled == 0:
         raise DataError("the source domain must be labeled")
+    if task.target.name and task.target.name in task.source.domain_names:
+        raise DataError(f"the target domain {task.target.name!r} is also one of the sources")
     if task.test is not None and (task.test.y is None or task.test.n_labeled != len(task.test)):
         raise DataError("every test sample must be labeled (the runner scores on them)")
     if len(set(shapes.values())) > 1:
         detail = ", ".join(f"{r} {s}" for r, s in shapes.items())
         raise DataError(f"source and target samples differ in shape: {detail}")
+
+
+def _check_domain_index(dom: Domain, n: int, where: str) -> None:
+    index, names = np.asarray(dom.domain_index), dom.domain_names
+    if index.shape != (n,) or not np.issubdtype(index.dtype, np.integer):
+        raise DataError(f"the {where} has a domain_index that is not {n} integers")
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise DataError(f"the {where} pools {list(names)}: two or more distinct names needed")
+    if len(index) and (index.min() < 0 or index.max() >= len(names)):
+        raise DataError(f"the {where} has domain_index values outside 0..{len(names) - 1}")
 
 
 def _check_array(X: Any, kind: str, where: str) -> tuple[int, ...]:

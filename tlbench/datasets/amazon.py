@@ -62,13 +62,14 @@ def load_svmlight_domain(path: Path) -> tuple[sp.csr_matrix, np.ndarray]:
 @register_dataset(
     "amazon_reviews",
     kind="tabular",
+    multi_source=True,
     domains=DOMAINS,
     description="Amazon reviews sentiment, 4 product domains, DANN's 5000-dim sparse word counts",
     paper="Ganin et al., Domain-Adversarial Training of Neural Networks, JMLR 2016",
 )
 def amazon_reviews(
     *,
-    source: str = "books",
+    source: str | list[str] = "books",
     target: str = "dvd",
     data_dir: str | Path = "data",
     preprocess: str = "none",
@@ -87,7 +88,9 @@ def amazon_reviews(
     Parameters
     ----------
     source, target : {"books", "dvd", "electronics", "kitchen"}
-        Two distinct domains (any of the 12 ordered pairs).
+        Two distinct domains (any of the 12 ordered pairs). ``source`` may list several
+        domains (e.g. ``[books,dvd,electronics]`` -> kitchen): a multi-source task whose
+        source pools their ``*_train`` files (see :mod:`tlbench.task`).
     data_dir : str or Path
         The folder that holds ``amazon_reviews_dann5000/``.
     preprocess : str, default="none"
@@ -118,7 +121,7 @@ def amazon_reviews(
     J. Blitzer, M. Dredze, F. Pereira. Biographies, Bollywood, Boom-boxes and Blenders: Domain
     Adaptation for Sentiment Classification. ACL 2007.
     """
-    check_domains("amazon_reviews", source, target, DOMAINS)
+    sources = check_domains("amazon_reviews", source, target, DOMAINS)
     # checked before reading: the protocol decides which files are read
     if protocol not in PROTOCOLS:
         raise ConfigError(
@@ -133,12 +136,13 @@ def amazon_reviews(
         X, y = load_svmlight_domain(data_file(data_dir, FOLDER, f"{domain}_{part}.svmlight.gz"))
         return X, y, domain
 
-    src = read(source, "train")
+    src = [read(s, "train") for s in sources]
+    files = [f"{s}_train" for s in sources]
     if protocol == "inductive":
         tgt, (X_test, y_test, _) = read(target, "train"), read(target, "test")
-        test, files = (X_test, y_test), [f"{source}_train", f"{target}_train", f"{target}_test"]
+        test, files = (X_test, y_test), [*files, f"{target}_train", f"{target}_test"]
     else:
-        tgt, test, files = read(target, "test"), None, [f"{source}_train", f"{target}_test"]
+        tgt, test, files = read(target, "test"), None, [*files, f"{target}_test"]
     return make_task(
         source=src,
         target=tgt,

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError, IncompatibleTaskError, MissingDataError
-from ..task import UNLABELED, Domain, TransferTask
+from ..task import UNLABELED, Domain, TransferTask, pool_domains
 
 PROTOCOLS = ("transductive", "inductive")
 
@@ -127,7 +127,7 @@ def mat_pair_task(
     x_key: str,
     n_features: int,
     num_classes: int,
-    source: str,
+    source: str | Sequence[str],
     target: str,
     data_dir: str | Path,
     preprocess: str,
@@ -137,22 +137,23 @@ def mat_pair_task(
     seed: int,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TransferTask:
-    """The task of two domains stored as one ``.mat`` file each (features ``x_key``, ``labels``).
+    """The task of domains stored as one ``.mat`` file each (features ``x_key``, ``labels``).
 
-    Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names,
-    reads and checks both files, applies ``transform`` to each domain's features (before the
-    preprocessing), then :func:`make_task` with the adapter's options.
+    Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names
+    (``source`` may list several domains, see :func:`parse_sources`), reads and checks the
+    files, applies ``transform`` to each domain's features (before the preprocessing), then
+    :func:`make_task` with the adapter's options.
     """
-    check_domains(dataset, source, target, tuple(files))
+    sources = check_domains(dataset, source, target, tuple(files))
     domains = {}
-    for name in (source, target):
+    for name in (*sources, target):
         path = data_file(data_dir, folder, files[name])
         X, y = load_mat_domain(
             path, x_key, "labels", n_features=n_features, num_classes=num_classes
         )
         domains[name] = (X if transform is None else transform(X), y, name)
     return make_task(
-        source=domains[source],
+        source=[domains[s] for s in sources],
         target=domains[target],
         num_classes=num_classes,
         preprocess_name=preprocess,
@@ -160,27 +161,65 @@ def mat_pair_task(
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
-        info={"files": [f"{folder}/{files[source]}", f"{folder}/{files[target]}"]},
+        info={"files": [f"{folder}/{files[name]}" for name in (*sources, target)]},
     )
 
 
-def check_domains(dataset: str, source: str, target: str, valid: Sequence[str]) -> None:
-    """Check that ``source`` and ``target`` name known domains, and two different ones.
+def parse_sources(source: Any) -> tuple[str, ...]:
+    """``dataset.source`` as a tuple of domain names: one name, or a list of several.
 
-    An unknown name is a :class:`ConfigError`; the same domain twice is an
+    A list names a multi-source task (``dataset.source=[amazon,caltech,dslr]``); a list of
+    one is the single-source task of that domain. An empty list, a name that is not a string
+    and a name listed twice are :class:`ConfigError`.
+    """
+    if isinstance(source, str):
+        return (source,)
+    if isinstance(source, Sequence) or type(source).__name__ == "ListConfig":
+        names = tuple(source)
+    else:
+        raise ConfigError(
+            f"dataset.source must be a domain name or a list of names, got {source!r}"
+        )
+    if not names:
+        raise ConfigError("dataset.source is an empty list; name at least one source domain")
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ConfigError(f"dataset.source lists {bad[0]!r}, which is not a domain name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"dataset.source lists {', '.join(map(repr, repeated))} more than once; "
+            "name each source domain once"
+        )
+    return names
+
+
+def check_domains(
+    dataset: str, source: str | Sequence[str], target: str, valid: Sequence[str]
+) -> tuple[str, ...]:
+    """Check that ``source`` and ``target`` name known domains, and different ones.
+
+    Returns the source names (:func:`parse_sources`). An unknown or repeated name is a
+    :class:`ConfigError`; the target among the sources is an
     :class:`IncompatibleTaskError`, which the runner records as ``skipped``.
     """
-    for role, name in (("source", source), ("target", target)):
+    sources = parse_sources(source)
+    for role, name in [*(("source", s) for s in sources), ("target", target)]:
         if name not in valid:
             raise ConfigError(
                 f"dataset {dataset!r} has no domain {name!r} (dataset.{role}); "
                 f"valid domains: {', '.join(valid)}"
             )
-    if source == target:
+    if target in sources:
         # skipped, not failed: a 4 x 4 sweep over source and target must finish
+        if len(sources) == 1:
+            raise IncompatibleTaskError(
+                f"dataset.source and dataset.target are both {target!r}: nothing to transfer"
+            )
         raise IncompatibleTaskError(
-            f"dataset.source and dataset.target are both {source!r}: nothing to transfer"
+            f"dataset.source lists the target {target!r}: a target cannot also be a source"
         )
+    return sources
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -324,7 +363,7 @@ def split_target(
 
 def make_task(
     *,
-    source: tuple[Any, np.ndarray, str],
+    source: tuple[Any, np.ndarray, str] | list[tuple[Any, np.ndarray, str]],
     target: tuple[Any, np.ndarray, str],
     num_classes: int,
     preprocess_name: str = "none",
@@ -341,7 +380,9 @@ def make_task(
     Parameters
     ----------
     source, target : tuple (X, y, name)
-        Raw features, integer labels ``0..C-1`` and domain name.
+        Raw features, integer labels ``0..C-1`` and domain name. ``source`` may be a list of
+        such tuples: a multi-source task, each source preprocessed with its own statistics,
+        then pooled (:func:`~tlbench.task.pool_domains`); a list of one is a single source.
     num_classes : int
         Number of classes.
     preprocess_name : str
@@ -366,7 +407,7 @@ def make_task(
     -------
     task : TransferTask
     """
-    Xs, ys, source_name = source
+    sources = source if isinstance(source, list) else [source]
     Xt, yt, target_name = target
     if test is not None and protocol == "inductive":
         train_idx = np.arange(len(yt))
@@ -375,10 +416,15 @@ def make_task(
         train_idx, test_idx = split_target(yt, protocol, test_size, seed)
         Xtest, ytest = Xt[test_idx], yt[test_idx]
     Xtrain, ytrain = Xt[train_idx], yt[train_idx]
-    (Xs,) = preprocess(preprocess_name, Xs, Xs)
+    source_domain = pool_domains(
+        [
+            Domain(preprocess(preprocess_name, Xs, Xs)[0], ys.astype(np.int64), name=name)
+            for Xs, ys, name in sources
+        ]
+    )
     Xtrain, Xtest = preprocess(preprocess_name, Xtrain, Xtrain, Xtest)
 
-    lab = labeled_indices(ytrain, target_labeled, len(ys), seed)
+    lab = labeled_indices(ytrain, target_labeled, len(source_domain), seed)
     if protocol == "transductive" and len(lab) == len(ytrain):
         raise ConfigError(
             "dataset.target_labeled labels every target sample, which leaves nothing to test on "
@@ -400,8 +446,10 @@ def make_task(
     }
     if protocol == "inductive":
         record["test_size"] = test_size if test is None else "given"
+    if len(sources) > 1:
+        record["sources"] = [name for _, _, name in sources]
     return TransferTask(
-        source=Domain(Xs, ys.astype(np.int64), name=source_name),
+        source=source_domain,
         target=Domain(Xtrain, y_target, name=target_name),
         test=Domain(Xtest, ytest.astype(np.int64), name=target_name),
         kind=kind,

@@ -35,13 +35,14 @@ DECAF_FILES = {"dslr": "dslr_decaf.mat", "webcam": "webcam_decaf.mat"}
 @register_dataset(
     "office_caltech_surf",
     kind="tabular",
+    multi_source=True,
     domains=tuple(SURF_FILES),
     description="Office-Caltech10, 800-dim SURF bag-of-words, 4 domains (12 tasks), 10 classes",
     paper="Gong et al., Geodesic Flow Kernel for Unsupervised Domain Adaptation, CVPR 2012",
 )
 def office_caltech_surf(
     *,
-    source: str = "caltech",
+    source: str | list[str] = "caltech",
     target: str = "amazon",
     data_dir: str | Path = "data",
     preprocess: str = "l1_zscore",
@@ -55,7 +56,10 @@ def office_caltech_surf(
     Parameters
     ----------
     source, target : {"amazon", "caltech", "dslr", "webcam"}
-        Two distinct domains (any of the 12 ordered pairs).
+        Two distinct domains (any of the 12 ordered pairs). ``source`` may list several
+        domains (e.g. ``[amazon,caltech,dslr]`` -> webcam, the four 3 -> 1 tasks): a
+        multi-source task, each source preprocessed on its own, then pooled (see
+        :mod:`tlbench.task`).
     data_dir : str or Path
         The folder that holds ``office_caltech10_surf/``.
     preprocess : str, default="l1_zscore"

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..registry import register_dataset
 from ..task import Domain, RelationalData, TransferTask
-from .common import make_task
+from .common import check_domains, make_task
 
 
 def _labels_covariate(X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -104,6 +104,101 @@ def toy_shift(
         target_labeled=target_labeled,
         seed=seed,
         info={"shift": shift, "shift_size": shift_size},
+    )
+
+
+#: The domains of ``toy_multisource``: how far each source lies from the target, and whether
+#: its labels follow the target's labelling function.
+MULTISOURCE_DOMAINS = ("near", "far", "flipped", "target")
+
+
+@register_dataset(
+    "toy_multisource",
+    kind="tabular",
+    multi_source=True,
+    domains=MULTISOURCE_DOMAINS,
+    description="generated tabular domains: three sources (near, far, flipped labels), one target",
+)
+def toy_multisource(
+    *,
+    source: str | list[str] = ("near", "far", "flipped"),
+    target: str = "target",
+    n_per_domain: int = 200,
+    n_features: int = 5,
+    n_classes: int = 2,
+    shift_size: float = 1.5,
+    noise: float = 0.05,
+    protocol: str = "inductive",
+    test_size: float = 0.3,
+    target_labeled: int | float | str | None = 0,
+    seed: int = 0,
+) -> TransferTask:
+    """Generated domains for multi-source transfer: one source helps, two mislead.
+
+    Every domain is a Gaussian cloud in ``n_features`` dimensions labelled by thresholds of
+    one score of the first two features. The target is centred at ``shift_size * (0.6, 0.8)``;
+    ``near`` lies close to it with the same labels; ``far`` lies on the other side of the
+    origin (same labelling function, little overlap with the target); ``flipped`` covers the
+    target's region with the classes in reverse order (a concept shift: pooling it in hurts).
+
+    Parameters
+    ----------
+    source : str or list of str
+        Source domain(s) among ``near``, ``far``, ``flipped`` (default: all three).
+    target : str
+        The target domain (``target``; any other domain name is accepted too).
+    n_per_domain, n_features, n_classes : int
+        Sizes.
+    shift_size : float
+        Distance of the target from the origin.
+    noise : float
+        Fraction of labels drawn at random.
+    protocol, test_size, target_labeled, seed
+        See :mod:`tlbench.datasets.common`.
+
+    Returns
+    -------
+    task : TransferTask
+    """
+    if isinstance(source, tuple):
+        source = list(source)
+    sources = check_domains("toy_multisource", source, target, MULTISOURCE_DOMAINS)
+    if n_features < 2 or n_classes < 2 or n_per_domain < 4 * n_classes:
+        raise ConfigError(
+            "toy_multisource needs n_features >= 2, n_classes >= 2 and n_per_domain >= "
+            "4 * n_classes"
+        )
+    rng = np.random.default_rng(seed)
+    centre = np.zeros(n_features)
+    centre[:2] = shift_size * np.array([0.6, 0.8])
+    specs = {"target": (centre, 0.7), "near": (0.8 * centre, 0.8), "far": (-centre, 0.8),
+             "flipped": (centre, 0.8)}  # fmt: skip
+
+    def score(X: np.ndarray) -> np.ndarray:
+        return X[:, 0] + 0.8 * np.sin(2.0 * X[:, 1]) + 0.3 * X[:, 1] ** 2
+
+    # one labelling function for all domains: thresholds fixed on a reference target cloud
+    ref = np.random.default_rng(12345).normal(centre, 0.7, (4000, n_features))
+    edges = np.quantile(score(ref), np.linspace(0, 1, n_classes + 1)[1:-1])
+    domains = {}
+    for name in (*sources, target):
+        mean, std = specs.get(name, specs["target"])
+        X = rng.normal(mean, std, (n_per_domain, n_features))
+        y = np.digitize(score(X), edges).astype(np.int64)
+        if name == "flipped":
+            y = n_classes - 1 - y
+        wrong = rng.random(len(y)) < noise
+        y[wrong] = rng.integers(0, n_classes, wrong.sum())
+        domains[name] = (X, y, name)
+    return make_task(
+        source=[domains[s] for s in sources],
+        target=domains[target],
+        num_classes=n_classes,
+        protocol=protocol,
+        test_size=test_size,
+        target_labeled=target_labeled,
+        seed=seed,
+        info={"shift_size": shift_size},
     )
 
 

@@ -76,6 +76,11 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
         Whether ``fit`` needs labeled target samples.
     paper : str
         Short citation of the method's paper (empty for baselines).
+    multi_source : {"pooled", "per_source", "refuse"}
+        How it reads a multi-source task (``dataset.source=[a,b,c]``): ``pooled`` (the
+        default) trains on the pooled sources as on one source, and the record says
+        ``source_mode: pooled``; ``per_source`` uses each source on its own
+        (``task.sources``); ``refuse`` makes a multi-source task ``skipped`` with the reason.
     """
 
     name: ClassVar[str] = ""
@@ -83,6 +88,7 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
     supports: ClassVar[frozenset[str]] = frozenset()
     needs_target_labels: ClassVar[bool] = False
     paper: ClassVar[str] = ""
+    multi_source: ClassVar[str] = "pooled"
     #: what makes the final prediction (records and reports show it when rows differ in it);
     #: methods ending in a scikit-learn estimator record its name as ``classifier_`` instead
     final_classifier: ClassVar[str] = ""
@@ -105,6 +111,21 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
         """
         return self.predict(X)
 
+    def check_sources(self, task: TransferTask) -> None:
+        """Refuse a multi-source task when the method declares ``multi_source = "refuse"``."""
+        if task.is_multi_source and self.multi_source == "refuse":
+            label = self.name or type(self).__name__
+            raise IncompatibleTaskError(
+                f"method {label!r} cannot pool several source domains and the task has "
+                f"{len(task.source_names)} ({', '.join(task.source_names)}); give one "
+                "dataset.source"
+            )
+        if self.multi_source not in ("pooled", "per_source", "refuse"):
+            raise ConfigError(
+                f"{type(self).__name__}.multi_source must be pooled, per_source or refuse, "
+                f"got {self.multi_source!r}"
+            )
+
     def check_task(self, task: TransferTask) -> None:
         """Refuse a task this method cannot run on, with :class:`IncompatibleTaskError`.
 
@@ -114,6 +135,7 @@ class TransferMethod(BaseEstimator, ClassifierMixin, ABC):
             The task given to ``fit``.
         """
         label = self.name or type(self).__name__
+        self.check_sources(task)
         if task.kind not in self.supports:
             raise IncompatibleTaskError(
                 f"method {label!r} supports {sorted(self.supports)} tasks, not {task.kind!r}"
@@ -144,18 +166,23 @@ class ShallowMixin:
         return self.estimator_.predict_proba(self._features(X))
 
     def _fit_estimator(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        from ._linear import fit_linear_svc
+
         est = make_estimator(self.estimator, getattr(self, "random_state", None))
-        if sample_weight is not None:
-            if isinstance(est, KNeighborsClassifier):
-                raise ConfigError(
-                    "estimator 'knn1' cannot use sample weights; choose logreg or linear_svm"
-                )
+        if sample_weight is not None and isinstance(est, KNeighborsClassifier):
+            raise ConfigError(
+                "estimator 'knn1' cannot use sample weights; choose logreg or linear_svm"
+            )
+        if isinstance(est, SVC):  # sparse inputs: the same SVM, trained on its Gram matrix
+            est = fit_linear_svc(est, X, y, sample_weight)
+        elif sample_weight is not None:
             est.fit(X, y, sample_weight=sample_weight)
         else:
             est.fit(X, y)
         self.estimator_ = est
         self.classes_ = est.classes_
-        self.classifier_ = self.estimator if isinstance(self.estimator, str) else type(est).__name__
+        named = isinstance(self.estimator, str)
+        self.classifier_ = self.estimator if named else type(self.estimator).__name__
         return est
 
 

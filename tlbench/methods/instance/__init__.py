@@ -1,3 +1,3 @@
-"""Instance-based transfer: reweight or reselect the source (KMM, KLIEP, uLSIF, TrAdaBoost)."""
+"""Instance-based transfer: reweight or reselect the source (KMM, KLIEP, uLSIF, TrAdaBoosts)."""
 
-from . import kliep, kmm, tradaboost, ulsif  # noqa: F401
+from . import kliep, kmm, mstradaboost, tradaboost, ulsif  # noqa: F401

@@ -65,12 +65,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import TransferTask
+from .. import _linear
+from .._linear import PrecomputedLinearSVC
 from ..base import TransferMethod, make_estimator
 
 __all__ = ["PrecomputedLinearSVC", "TrAdaBoost"]
@@ -80,46 +81,13 @@ EPS_FLOOR = 1e-10
 
 #: Largest training set (source + labeled target) for which a linear-kernel SVC base learner
 #: trains on the precomputed Gram matrix (8 * n^2 bytes: 800 MB at 10,000).
-GRAM_MAX_SAMPLES = 10_000
+GRAM_MAX_SAMPLES = _linear.GRAM_MAX_SAMPLES
 
 #: Test rows whose kernel against the training samples is computed at a time in ``predict``.
-PREDICT_BLOCK = 4096
+PREDICT_BLOCK = _linear.PREDICT_BLOCK
 
-
-def _linear_gram(A: Any, B: Any) -> np.ndarray:
-    """``A @ B.T`` as a dense float64 array (dense or sparse inputs)."""
-    if sp.issparse(A) or sp.issparse(B):
-        G = sp.csr_matrix(A, dtype=np.float64) @ sp.csr_matrix(B, dtype=np.float64).T
-        return np.asarray(G.toarray() if sp.issparse(G) else G, dtype=np.float64)
-    return np.asarray(A, dtype=np.float64) @ np.asarray(B, dtype=np.float64).T
-
-
-def _uses_linear_kernel(est: BaseEstimator) -> bool:
-    return isinstance(est, SVC) and est.get_params().get("kernel") == "linear"
-
-
-class PrecomputedLinearSVC:
-    """A fitted ``SVC(kernel="precomputed")`` on the linear kernel, used on raw features.
-
-    One boosting round of the Gram-matrix path: ``predict(X)`` computes ``X X_train^T`` and
-    asks the SVC, so it behaves as the ``SVC(kernel="linear")`` it replaces.
-
-    Parameters
-    ----------
-    svc : sklearn.svm.SVC
-        Fitted with ``kernel="precomputed"`` on ``X_train X_train^T``.
-    X_train : array or sparse matrix
-        The training features (shared by every round, not copied).
-    """
-
-    def __init__(self, svc: SVC, X_train: Any) -> None:
-        self.svc = svc
-        self.X_train = X_train
-        self.classes_ = svc.classes_
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The SVC's labels for the raw features ``X``."""
-        return self.svc.predict(_linear_gram(X, self.X_train))
+_linear_gram = _linear.linear_gram
+_uses_linear_kernel = _linear.uses_linear_kernel
 
 
 def _base_estimator(name: str | BaseEstimator, random_state: int | None) -> BaseEstimator:
