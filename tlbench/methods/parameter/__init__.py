@@ -1,3 +1,3 @@
-"""Parameter-based transfer: pretrained convolutional bases, bottleneck features, fine-tuning."""
+"""Parameter-based transfer: fine-tuning, TaskTrAdaBoost (source classifiers)."""
 
-from . import finetune  # noqa: F401
+from . import finetune, tasktradaboost  # noqa: F401
