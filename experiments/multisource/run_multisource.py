@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 TLBENCH_DATA_DIR=../shared/data .venv/bin/python \
         experiments/multisource/run_multisource.py {surf,amazon} [--seeds 0 1 2] [--k 1 3 5]
-    python -m tlbench.report outputs/multirun/multisource_<study> --selection none
+    .venv/bin/python experiments/multisource/run_multisource.py {surf,amazon} --table
 
 Every run is the runner's ``run`` (what ``python -m tlbench`` does) with
 ``dataset.source=[three domains] dataset.target=<the fourth> dataset.target_labeled=k`` and
@@ -39,9 +39,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--k", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--table", action="store_true", help="print the tables of the records")
     args = parser.parse_args()
     dataset, domains, extra = STUDIES[args.study]
     out = REPO / "outputs" / "multirun" / f"multisource_{args.study}"
+    if args.table:
+        print(tables(out, domains, args.k, args.methods))
+        return
     for target, k, seed in itertools.product(domains, args.k, args.seeds):
         sources = [d for d in domains if d != target]
         for method in args.methods:
@@ -58,6 +62,49 @@ def main() -> None:
             acc = "" if acc is None else f"{100 * acc:.2f}"
             print(f"{method:18s} k={k} -> {target:12s} seed {seed}: {rec['status']} {acc} "
                   f"({rec.get('fit_seconds') or 0:.1f} s)", flush=True)  # fmt: skip
+
+
+def tables(out: Path, domains: tuple[str, ...], ks: list[int], methods: list[str]) -> str:
+    """One markdown table per k: methods x targets (mean ± std over seeds), and the average."""
+    import json
+    from collections import defaultdict
+
+    import numpy as np
+
+    acc: dict[tuple[str, int, str], list[float]] = defaultdict(list)
+    diag: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for path in sorted(out.glob("*/result.json")):
+        rec = json.loads(path.read_text())
+        if rec["status"] != "ok":
+            continue
+        k = rec["config"]["dataset"]["target_labeled"]
+        acc[rec["method"], k, rec["target"]].append(100 * rec["metrics"]["accuracy"])
+        diag[rec["method"], k].append(rec.get("diagnostics") or {})
+    lines = []
+    for k in ks:
+        head = [f"{'+'.join(d for d in domains if d != t)} → {t}" for t in domains]
+        lines += [f"\n**k = {k} labeled target samples per class**\n",
+                  "| method | " + " | ".join(head) + " | avg |",
+                  "|---" * (len(domains) + 2) + "|"]  # fmt: skip
+        for m in methods:
+            cells, means = [], []
+            for t in domains:
+                v = acc.get((m, k, t))
+                cells.append("—" if not v else f"{np.mean(v):.1f} ± {np.std(v):.1f} ({len(v)})")
+                means.append(np.mean(v) if v else np.nan)
+            avg = "—" if np.isnan(means).any() else f"{np.mean(means):.1f}"
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {avg} |")
+    won = defaultdict(lambda: defaultdict(int))
+    for (m, _), ds in diag.items():
+        for d in ds:
+            for s, n in (d.get("rounds_won") or {}).items():
+                won[m][s] += n
+    if won:
+        lines.append("\nRounds won per source (all tasks, k and seeds):")
+        lines += [
+            f"- {m}: " + ", ".join(f"{s} {n}" for s, n in sorted(w.items())) for m, w in won.items()
+        ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ class MsTrAdaBoost(TransferMethod):
 
         alpha_s = 0.5 * math.log(1.0 + math.sqrt(2.0 * math.log(max(n, 2)) / M))
         w = np.full(n + m, 1.0 / (n + m))
-        chosen, alphas, errors, all_errors = [], [], [], []
+        chosen, alphas, errors, all_errors, tied = [], [], [], [], 0
         for _ in range(M):
             w /= w.sum()
             candidates, eps, source_eps = [], [], []
@@ -170,6 +170,7 @@ class MsTrAdaBoost(TransferMethod):
             # least target error; ties (common: each candidate fits the few labeled target
             # samples it was trained on) go to the one that fits its own source best
             best = min(range(len(parts)), key=lambda k: (eps[k], source_eps[k]))
+            tied += sum(e == eps[best] for e in eps) > 1
             alpha_t = round_alpha(eps[best], K)
             wrong = (learners.predict_rows(candidates[best], np.arange(n + m)) != y).astype(float)
             # |h - y| = 2 [h != y] for labels in {-1, +1}
@@ -199,6 +200,7 @@ class MsTrAdaBoost(TransferMethod):
             "alpha_source": alpha_s,
             "mean_target_error": float(self.target_errors_.mean()),
             "rounds_without_vote": int(np.sum(self.alphas_ == 0)),
+            "rounds_with_tied_target_error": int(tied),
             "n_target_labeled": m,
             "precomputed_linear_kernel": learners.gram,
         }

@@ -1,3 +1,3 @@
-"""Parameter-based transfer: fine-tuning, TaskTrAdaBoost (source classifiers)."""
+"""Parameter-based transfer: fine-tuning, A-SVM, RMTL, TaskTrAdaBoost (source classifiers)."""
 
-from . import finetune, tasktradaboost  # noqa: F401
+from . import asvm, finetune, rmtl, tasktradaboost  # noqa: F401
