@@ -16,6 +16,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from .._linear import GRAM_MAX_SAMPLES, PREDICT_BLOCK, uses_linear_kernel
 from .._linear import linear_gram as _linear_gram
@@ -152,3 +153,24 @@ def weighted_vote(
         votes[np.arange(len(pred)), np.searchsorted(classes, pred)] += alpha
     share = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1e-300)
     return classes[np.argmax(votes, axis=1)], share
+
+
+class WeightedVoteMixin:
+    """``predict`` / ``predict_proba`` of a boosting method: the ``alpha``-weighted vote.
+
+    The method sets ``_rounds`` (fitted learners), ``_learners`` (:class:`FittedLearners`),
+    ``alphas_``, ``classes_`` and ``estimators_``.
+    """
+
+    def _vote(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "estimators_")
+        predictions = self._learners.predict_all(self._rounds, X)
+        return weighted_vote(predictions, self.alphas_, self.classes_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``sign(sum_t alpha_t h_t(x))`` (two classes) or the weighted plurality vote."""
+        return self._vote(X)[0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Each class's share of the weighted vote (not in the paper)."""
+        return self._vote(X)[1]

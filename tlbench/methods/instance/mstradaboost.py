@@ -48,13 +48,12 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import TransferTask
 from ..base import TransferMethod
-from ._boosting import SubsetLearners, round_alpha, source_rows, weighted_vote
+from ._boosting import SubsetLearners, WeightedVoteMixin, round_alpha, source_rows
 from .tradaboost import _base_estimator
 
 __all__ = ["MsTrAdaBoost", "check_rounds", "labeled_target_classes"]
@@ -81,7 +80,7 @@ def labeled_target_classes(name: str, task: TransferTask) -> tuple[Any, np.ndarr
 
 
 @register_method("mstradaboost")
-class MsTrAdaBoost(TransferMethod):
+class MsTrAdaBoost(WeightedVoteMixin, TransferMethod):
     """MultiSourceTrAdaBoost (Yao & Doretto, CVPR 2010).
 
     Parameters
@@ -205,16 +204,3 @@ class MsTrAdaBoost(TransferMethod):
             "precomputed_linear_kernel": learners.gram,
         }
         return self
-
-    def _vote(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        check_is_fitted(self, "estimators_")
-        predictions = self._learners.predict_all(self._rounds, X)
-        return weighted_vote(predictions, self.alphas_, self.classes_)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """``sign(sum_t alpha_t h_t(x))`` (two classes) or the weighted plurality vote."""
-        return self._vote(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Each class's share of the weighted vote (not in the paper)."""
-        return self._vote(X)[1]

@@ -41,7 +41,6 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
@@ -50,9 +49,9 @@ from ..base import TransferMethod
 from ..instance._boosting import (
     EPS_FLOOR,
     SubsetLearners,
+    WeightedVoteMixin,
     round_alpha,
     source_rows,
-    weighted_vote,
 )
 from ..instance.mstradaboost import check_rounds, labeled_target_classes
 from ..instance.tradaboost import _base_estimator
@@ -61,7 +60,7 @@ __all__ = ["TaskTrAdaBoost"]
 
 
 @register_method("tasktradaboost")
-class TaskTrAdaBoost(TransferMethod):
+class TaskTrAdaBoost(WeightedVoteMixin, TransferMethod):
     """TaskTrAdaBoost (Yao & Doretto, CVPR 2010).
 
     Parameters
@@ -206,16 +205,3 @@ class TaskTrAdaBoost(TransferMethod):
             "precomputed_linear_kernel": learners.gram,
         }
         return self
-
-    def _vote(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        check_is_fitted(self, "estimators_")
-        predictions = self._learners.predict_all(self._rounds, X)
-        return weighted_vote(predictions, self.alphas_, self.classes_)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """``sign(sum_t alpha_t h_t(x))`` (two classes) or the weighted plurality vote."""
-        return self._vote(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Each class's share of the weighted vote (not in the paper)."""
-        return self._vote(X)[1]
