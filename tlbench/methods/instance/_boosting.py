@@ -18,12 +18,44 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ...errors import ConfigError, IncompatibleTaskError
 from .._linear import GRAM_MAX_SAMPLES, PREDICT_BLOCK, uses_linear_kernel
 from .._linear import linear_gram as _linear_gram
+from ..base import source_and_labeled_target
 from .tradaboost import _base_estimator
 
 #: Floor of a round's weighted error, so that a perfect round has a finite weight.
 EPS_FLOOR = 1e-10
+
+
+def check_rounds(name: str, key: str, value: Any) -> int:
+    """A number of boosting rounds: an integer >= 1, else a one-line :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def base_learner_name(estimator: Any, random_state: int | None) -> str:
+    """The base learner's name for the record; a bad ``estimator`` fails here, before work."""
+    _base_estimator(estimator, random_state)
+    return estimator if isinstance(estimator, str) else type(estimator).__name__
+
+
+def boosting_problem(name: str, task: Any) -> tuple[Any, np.ndarray, int, int, np.ndarray]:
+    """``X, y`` (the pooled sources, then the labeled target), ``n``, ``m`` and the classes.
+
+    A labeled target of a single class is refused: the target error needs two.
+    """
+    labeled = task.target.labeled()
+    if len(np.unique(labeled.y)) < 2:
+        raise IncompatibleTaskError(
+            f"{name}: the labeled target samples hold a single class; the target error needs "
+            "at least two classes (raise dataset.target_labeled)"
+        )
+    X, y, _ = source_and_labeled_target(task)
+    return X, y, len(task.source), len(labeled), np.unique(y)
 
 
 def source_rows(task: Any) -> list[tuple[str, np.ndarray]]:

@@ -47,36 +47,21 @@ from collections import Counter
 from typing import Any, ClassVar, Self
 
 import numpy as np
-import scipy.sparse as sp
 
-from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import TransferTask
 from ..base import TransferMethod
-from ._boosting import SubsetLearners, WeightedVoteMixin, round_alpha, source_rows
-from .tradaboost import _base_estimator
+from ._boosting import (
+    SubsetLearners,
+    WeightedVoteMixin,
+    base_learner_name,
+    boosting_problem,
+    check_rounds,
+    round_alpha,
+    source_rows,
+)
 
-__all__ = ["MsTrAdaBoost", "check_rounds", "labeled_target_classes"]
-
-
-def check_rounds(name: str, key: str, value: Any) -> int:
-    """A number of boosting rounds: an integer >= 1, else a one-line :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def labeled_target_classes(name: str, task: TransferTask) -> tuple[Any, np.ndarray]:
-    """The labeled target samples and every class of the task; refuse a one-class target."""
-    labeled = task.target.labeled()
-    if len(np.unique(labeled.y)) < 2:
-        raise IncompatibleTaskError(
-            f"{name}: the labeled target samples hold a single class; the target error needs "
-            "at least two classes (raise dataset.target_labeled)"
-        )
-    return labeled, np.unique(np.concatenate([task.source.y, labeled.y]))
+__all__ = ["MsTrAdaBoost"]
 
 
 @register_method("mstradaboost")
@@ -136,16 +121,10 @@ class MsTrAdaBoost(WeightedVoteMixin, TransferMethod):
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Run the boosting rounds over the sources and the labeled target samples."""
         M = check_rounds("mstradaboost", "n_estimators", self.n_estimators)
-        _base_estimator(self.estimator, self.random_state)  # fail early on a bad estimator
-        base = self.estimator if isinstance(self.estimator, str) else type(self.estimator).__name__
-        self.classifier_ = f"boosted {base}"
+        self.classifier_ = f"boosted {base_learner_name(self.estimator, self.random_state)}"
         self.check_task(task)
-        labeled, classes = labeled_target_classes("mstradaboost", task)
+        X, y, n, m, classes = boosting_problem("mstradaboost", task)
         K = len(classes)
-        n, m = len(task.source), len(labeled)
-        Xs = task.source.X
-        stack = sp.vstack if sp.issparse(Xs) or sp.issparse(labeled.X) else np.vstack
-        X, y = stack([Xs, labeled.X]), np.concatenate([task.source.y, labeled.y])
         target_rows = np.arange(n, n + m)
         names = [name for name, _ in source_rows(task)]
         source_parts = [rows for _, rows in source_rows(task)]

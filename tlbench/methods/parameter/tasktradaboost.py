@@ -40,7 +40,6 @@ from collections import Counter
 from typing import Any, ClassVar, Self
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
@@ -50,11 +49,12 @@ from ..instance._boosting import (
     EPS_FLOOR,
     SubsetLearners,
     WeightedVoteMixin,
+    base_learner_name,
+    boosting_problem,
+    check_rounds,
     round_alpha,
     source_rows,
 )
-from ..instance.mstradaboost import check_rounds, labeled_target_classes
-from ..instance.tradaboost import _base_estimator
 
 __all__ = ["TaskTrAdaBoost"]
 
@@ -123,16 +123,11 @@ class TaskTrAdaBoost(WeightedVoteMixin, TransferMethod):
         gamma = self.gamma
         if isinstance(gamma, bool) or not isinstance(gamma, int | float) or gamma < 0:
             raise ConfigError(f"tasktradaboost: gamma must be a number >= 0, got {gamma!r}")
-        _base_estimator(self.estimator, self.random_state)  # fail early on a bad estimator
-        base = self.estimator if isinstance(self.estimator, str) else type(self.estimator).__name__
+        base = base_learner_name(self.estimator, self.random_state)
         self.classifier_ = f"boosted {base} (source classifiers)"
         self.check_task(task)
-        labeled, classes = labeled_target_classes("tasktradaboost", task)
+        X, y, n, m, classes = boosting_problem("tasktradaboost", task)
         K = len(classes)
-        n, m = len(task.source), len(labeled)
-        Xs = task.source.X
-        stack = sp.vstack if sp.issparse(Xs) or sp.issparse(labeled.X) else np.vstack
-        X, y = stack([Xs, labeled.X]), np.concatenate([task.source.y, labeled.y])
         learners = SubsetLearners(self.estimator, self.random_state, X, y)
         target_rows = np.arange(n, n + m)
 
