@@ -74,6 +74,13 @@ class Batch:
         The current step (0-based).
     progress : float
         ``step / max_steps`` in [0, 1], for annealed loss weights.
+    x : Tensor or None
+        The batch's inputs as the network reads them (on the device): for a loss that runs
+        a second network (ADDA's target encoder).
+    domain : Tensor or None
+        Each sample's index into its domain's ``domain_names`` (``Domain.domain_index``): a
+        deep method that appends the labeled target samples to the source marks them so;
+        ``None`` for a single domain.
     """
 
     features: torch.Tensor
@@ -83,6 +90,62 @@ class Batch:
     layers: dict[str, torch.Tensor] = field(default_factory=dict)
     step: int = 0
     progress: float = 0.0
+    x: torch.Tensor | None = None
+    domain: torch.Tensor | None = None
+
+
+@dataclass
+class Update:
+    """One optimiser of a training step and the loss it descends.
+
+    A method that trains two players (a feature extractor against a domain classifier, ADDA's
+    target encoder against its discriminator) or in phases (ADDA's source pre-training, then
+    the adversarial phase) gives :meth:`Trainer.fit` a list of updates instead of one loss.
+    At each step the trainer runs the network once on the paired batches, evaluates the loss
+    of every update active at that step on those outputs, takes each loss's gradient with
+    respect to *its own* parameters only (all at the same point, before any of them moves),
+    then steps every active optimiser. A parameter outside an update's ``params`` never moves
+    by that update's loss, whatever the loss reads: a player's parameters are frozen to the
+    other player.
+
+    Parameters
+    ----------
+    name : str
+        Names the optimiser in checkpoints and the update's losses in the history
+        (``<name>_loss``).
+    params : iterable
+        Parameters or parameter groups (dicts with an optional ``lr_mult``) it optimises.
+    loss : callable, optional
+        ``loss(source: Batch, target: Batch | None) -> Tensor`` or ``(Tensor, dict of floats
+        to log)``.
+    classification : bool, default=True
+        Add the weighted cross-entropy of the labeled batch to ``loss``.
+    optimizer, lr, weight_decay : optional
+        This update's optimiser, base learning rate and weight decay (default: the trainer's).
+    betas : tuple of float, optional
+        Adam's (beta1, beta2) (default: torch's).
+    schedule : {"constant", "cosine", "dan"}, optional
+        Its learning-rate schedule over its own steps (default: the trainer's).
+    start, stop : int
+        Active for steps ``start <= step < stop`` (``stop=None``: to ``max_steps``).
+    on_start : callable, optional
+        ``on_start()`` runs once, before the forward of step ``start`` (e.g. ADDA copies the
+        pre-trained source encoder into the target encoder). A run resumed past ``start``
+        does not run it again: its effect is in the checkpointed weights.
+    """
+
+    name: str
+    params: Iterable
+    loss: Callable[[Batch, Batch | None], Any] | None = None
+    classification: bool = True
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    betas: tuple[float, float] | None = None
+    schedule: str | None = None
+    start: int = 0
+    stop: int | None = None
+    on_start: Callable[[], None] | None = None
 
 
 # --------------------------------------------------------------------------- device helpers
@@ -228,6 +291,8 @@ class _DomainData:
         self.y = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
         w = domain.weight
         self.w = None if w is None else torch.as_tensor(np.asarray(w), dtype=torch.float32)
+        d = domain.domain_index
+        self.d = None if d is None else torch.as_tensor(np.asarray(d), dtype=torch.long)
 
     def sample_x(self, index: torch.Tensor) -> torch.Tensor:
         if self.X is not None:
@@ -276,7 +341,7 @@ class _IndexStream:
 
 
 class _Loader:
-    """Batches (x, y, w) of one domain; a DataLoader with workers for Dataset domains."""
+    """Batches (x, y, w, domain index) of one domain; a DataLoader with workers for Datasets."""
 
     def __init__(self, data: _DomainData, stream: _IndexStream, trainer: Trainer) -> None:
         self.data, self.stream, self.trainer = data, stream, trainer
@@ -299,7 +364,9 @@ class _Loader:
         )
         self._it = iter(loader)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def next(
+        self,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         if self._it is None and self.data.dataset is not None and self.trainer.num_workers:
             self._start()
         if self._it is not None:
@@ -310,7 +377,8 @@ class _Loader:
             x = self.data.sample_x(idx)
         y = None if self.data.y is None else self.data.y[idx]
         w = None if self.data.w is None else self.data.w[idx]
-        return x, y, w
+        d = None if self.data.d is None else self.data.d[idx]
+        return x, y, w, d
 
 
 class _IndexedDataset(torch.utils.data.Dataset):
@@ -535,34 +603,84 @@ class Trainer:
         return x
 
     def _lr_lambda(self, step: int) -> float:
-        p = min(step / self.max_steps, 1.0)
-        if self.schedule == "dan":
+        return self._schedule_factor(self.schedule, step, self.max_steps)
+
+    def _schedule_factor(self, schedule: str, step: int, n_steps: int) -> float:
+        """The learning-rate multiplier of ``schedule`` after ``step`` of ``n_steps`` steps."""
+        p = min(step / max(n_steps, 1), 1.0)
+        if schedule == "dan":
             return (1.0 + self.schedule_alpha * p) ** (-self.schedule_beta)
-        if self.schedule == "cosine":
+        if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * p))
         return 1.0
 
-    def _make_optimizer(self, model: nn.Module, params: Any) -> torch.optim.Optimizer:
+    def _make_optimizer(
+        self,
+        model: nn.Module,
+        params: Any,
+        *,
+        optimizer: str | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        betas: tuple[float, float] | None = None,
+    ) -> torch.optim.Optimizer:
+        """The optimiser of ``params`` (default: the trainer's settings; an update's override)."""
+        kind = self.optimizer if optimizer is None else optimizer
+        lr0 = self.lr if lr is None else float(lr)
+        wd = self.weight_decay if weight_decay is None else float(weight_decay)
         if params is None:
             groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         else:
+            params = list(params)
             groups = [dict(g) if isinstance(g, dict) else {"params": [g]} for g in params]
             if groups and not isinstance(params[0], dict):  # a flat list of tensors
                 groups = [{"params": list(params)}]
         for g in groups:  # per-group learning rates as multipliers of lr0
-            g["lr"] = self.lr * float(g.pop("lr_mult", 1.0))
-        if self.optimizer == "sgd":
+            g["lr"] = lr0 * float(g.pop("lr_mult", 1.0))
+        if kind == "sgd":
             return torch.optim.SGD(
-                groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                nesterov=self.nesterov,
-            )  # fmt: skip
-        if self.optimizer == "rmsprop":
+                groups, lr=lr0, momentum=self.momentum, weight_decay=wd, nesterov=self.nesterov
+            )
+        if kind == "rmsprop":
             return torch.optim.RMSprop(
-                groups, lr=self.lr, alpha=0.9, eps=1e-7, weight_decay=self.weight_decay,
-                momentum=0.0,
-            )  # fmt: skip
-        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
-        return cls(groups, lr=self.lr, weight_decay=self.weight_decay)
+                groups, lr=lr0, alpha=0.9, eps=1e-7, weight_decay=wd, momentum=0.0
+            )
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        extra = {} if betas is None else {"betas": tuple(float(b) for b in betas)}
+        return cls(groups, lr=lr0, weight_decay=wd, **extra)
+
+    def _check_updates(self, updates: list[Update]) -> None:
+        """Names, optimisers, schedules and step windows of ``updates``, one line per error."""
+        names = [u.name for u in updates]
+        if not updates or len(set(names)) != len(names):
+            raise ConfigError(f"trainer updates need distinct names, got {names}")
+        for u in updates:
+            if u.optimizer is not None and u.optimizer not in OPTIMIZERS:
+                raise ConfigError(f"update {u.name!r}: unknown optimizer {u.optimizer!r}; "
+                                  f"choose one of {OPTIMIZERS}")  # fmt: skip
+            if u.schedule is not None and u.schedule not in SCHEDULES:
+                raise ConfigError(f"update {u.name!r}: unknown schedule {u.schedule!r}; "
+                                  f"choose one of {SCHEDULES}")  # fmt: skip
+            stop = self._stop(u)
+            if not 0 <= u.start < stop <= self.max_steps:
+                raise ConfigError(
+                    f"update {u.name!r} is active for steps [{u.start}, {stop}), which is not "
+                    f"a non-empty part of the {self.max_steps} training steps; raise "
+                    "trainer.max_steps or shorten the method's phases"
+                )
+        idle = [
+            step
+            for step in sorted({0, *(self._stop(u) for u in updates)} - {self.max_steps})
+            if not any(u.start <= step < self._stop(u) for u in updates)
+        ]
+        if idle:
+            raise ConfigError(f"no update is active at training step {idle[0]}; the updates' "
+                              "steps must cover 0 .. trainer.max_steps")  # fmt: skip
+        if self.world_ > 1 and len(updates) > 1:
+            raise ConfigError(
+                "a method with several optimisers (an adversarial or phased one) runs in one "
+                "process; DistributedDataParallel covers single-loss methods only"
+            )
 
     def isolated(self) -> Trainer:
         """A copy for a second, throw-away fit (the selection's held-out scorer).
@@ -583,25 +701,34 @@ class Trainer:
                          "val_fraction")  # fmt: skip
 
     def fingerprint(self, model: nn.Module, labeled: Domain, unlabeled: Domain | None,
-                    params: list[dict[str, Any]]) -> str:  # fmt: skip
-        """What a checkpoint must match to be resumed: config, options, model, groups, data."""
+                    params: list[dict[str, Any]], updates: list[Update] | None = None,
+                    optimizers: list[torch.optim.Optimizer] | None = None) -> str:  # fmt: skip
+        """What a checkpoint must match to be resumed: config, options, model, groups, data.
+
+        With several ``updates``, each one's name, optimiser settings, steps and groups too.
+        """
         import hashlib
         import json
 
-        groups = [[float(g["lr"]), sum(p.numel() for p in g["params"])] for g in params]
+        def sizes(groups: list[dict[str, Any]]) -> list[list[float]]:
+            return [[float(g["lr"]), sum(p.numel() for p in g["params"])] for g in groups]
+
         shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-        text = json.dumps(
-            {
-                "run": self.run_fingerprint,
-                "trainer": {k: getattr(self, k) for k in self._FINGERPRINT_KEYS},
-                "model": [type(model).__qualname__, shapes],
-                "groups": groups,
-                "labeled": domain_digest(labeled),
-                "unlabeled": domain_digest(unlabeled),
-            },
-            sort_keys=True,
-            default=str,
-        )
+        content = {
+            "run": self.run_fingerprint,
+            "trainer": {k: getattr(self, k) for k in self._FINGERPRINT_KEYS},
+            "model": [type(model).__qualname__, shapes],
+            "groups": sizes(params),
+            "labeled": domain_digest(labeled),
+            "unlabeled": domain_digest(unlabeled),
+        }
+        if updates is not None:
+            content["updates"] = [
+                [u.name, u.classification, u.optimizer, u.lr, u.weight_decay, u.betas,
+                 u.schedule, u.start, u.stop, sizes(o.param_groups)]
+                for u, o in zip(updates, optimizers or [], strict=True)
+            ]  # fmt: skip
+        text = json.dumps(content, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _checkpoint_path(self) -> Path | None:
@@ -620,6 +747,7 @@ class Trainer:
         extra_loss: Callable[[Batch, Batch], Any] | None = None,
         params: Iterable | None = None,
         regularizer: Callable[[], torch.Tensor] | None = None,
+        updates: list[Update] | None = None,
     ) -> dict[str, list[float]]:
         """Train ``model`` in place; return the history.
 
@@ -640,15 +768,28 @@ class Trainer:
         regularizer : callable, optional
             ``regularizer() -> Tensor``: a penalty on the parameters (e.g. L2-SP), added to
             the loss every step and logged as ``reg_loss``.
+        updates : list of Update, optional
+            Several optimisers, each with its loss, parameters and active steps (adversarial
+            and phased methods; see :class:`Update`), instead of ``extra_loss`` and
+            ``params``. ``regularizer`` is added to the first update's loss. Every optimiser,
+            its schedule and the steps are in the checkpoints.
 
         Returns
         -------
         history : dict of str to list of float
             ``step``, ``loss``, ``cls_loss``, ``transfer_loss``, ``lr`` and any logged values
-            every ``log_every`` steps; ``eval_step`` / ``eval_score`` for the selection.
+            every ``log_every`` steps; ``eval_step`` / ``eval_score`` for the selection. With
+            several updates: ``<name>_loss`` and ``<name>_lr`` of each (``loss`` is their sum).
         """
         self._validate()
-        if extra_loss is not None and unlabeled is None:
+        single = updates is None
+        if single:
+            updates = [Update("model", params, extra_loss)]
+        elif extra_loss is not None or params is not None:
+            raise ConfigError("give Trainer.fit either updates or extra_loss/params, not both")
+        self._check_updates(updates)
+        needs_target = any(u.loss is not None for u in updates) if single else False
+        if needs_target and unlabeled is None:
             raise ConfigError("an extra (transfer) loss needs an unlabeled domain")
         if self.selection == "target_entropy" and unlabeled is None:
             raise ConfigError(
@@ -681,8 +822,15 @@ class Trainer:
         model.to(self.device_)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        optimizer = self._make_optimizer(model, params)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda)
+        optimizers = [
+            self._make_optimizer(model, u.params, optimizer=u.optimizer, lr=u.lr,
+                                 weight_decay=u.weight_decay, betas=u.betas)
+            for u in updates
+        ]  # fmt: skip
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, self._update_lambda(u))
+            for u, opt in zip(updates, optimizers, strict=True)
+        ]
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         history: dict[str, list[float]] = {}
         state = {"step": 0, "best_score": None, "best_step": None, "best_state": None}
@@ -690,7 +838,16 @@ class Trainer:
         ckpt_path = self._checkpoint_path()
         keeps = ckpt_path is not None and (self.resume or bool(self.checkpoint_every))
         self.fingerprint_ = (
-            self.fingerprint(model, given, unlabeled, optimizer.param_groups) if keeps else None
+            self.fingerprint(
+                model,
+                given,
+                unlabeled,
+                optimizers[0].param_groups,
+                None if single else updates,
+                optimizers,
+            )  # fmt: skip
+            if keeps
+            else None
         )
         if self.resume and ckpt_path is not None and ckpt_path.exists():
             ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -701,8 +858,12 @@ class Trainer:
                     f"{self.fingerprint_}); delete {ckpt_path.parent} or use a new run folder"
                 )
             model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            scheduler.load_state_dict(ck["scheduler"])
+            # a checkpoint of one optimiser written before updates existed
+            opt_states = ck.get("optimizers") or {updates[0].name: ck.get("optimizer")}
+            sched_states = ck.get("schedulers") or {updates[0].name: ck.get("scheduler")}
+            for u, opt, sched in zip(updates, optimizers, schedulers, strict=True):
+                opt.load_state_dict(opt_states[u.name])
+                sched.load_state_dict(sched_states[u.name])
             if scaler is not None and ck.get("scaler"):
                 scaler.load_state_dict(ck["scaler"])
             src_stream.load_state(ck["src_stream"])
@@ -734,11 +895,16 @@ class Trainer:
         step = state["step"]
         while step < self.max_steps:
             progress = step / self.max_steps
-            xs, ys, ws = src_loader.next()
+            active = [i for i, u in enumerate(updates) if u.start <= step < self._stop(u)]
+            for i in active:
+                if updates[i].start == step and updates[i].on_start is not None:
+                    updates[i].on_start()
+            xs, ys, ws, ds = src_loader.next()
             xs, ys = self._to_device(xs), ys.to(self.device_)
             ws = None if ws is None else ws.to(self.device_)
+            xt = None
             if tgt_loader is not None:
-                xt, _, wt = tgt_loader.next()
+                xt = tgt_loader.next()[0]
                 xt = self._to_device(xt)
                 x = torch.cat([xs, xt])
             else:
@@ -750,42 +916,39 @@ class Trainer:
             n = len(xs)
             s_layers = {k: v[:n] for k, v in out.items()}
             source = Batch(s_layers["features"], s_layers["logits"], ys, ws, s_layers, step,
-                           progress)  # fmt: skip
-            cls_loss = _weighted_ce(source.logits, ys, ws)
-            logs = {"cls_loss": float(cls_loss.detach())}
-            loss = cls_loss
-            if extra_loss is not None:
+                           progress, xs, None if ds is None else ds.to(self.device_))  # fmt: skip
+            target = None
+            if xt is not None:
                 t_layers = {k: v[n:] for k, v in out.items()}
                 target = Batch(t_layers["features"], t_layers["logits"], None, None, t_layers,
-                               step, progress)  # fmt: skip
-                extra = extra_loss(source, target)
-                if isinstance(extra, tuple):
-                    extra, more = extra
-                    logs.update({k: float(v) for k, v in more.items()})
-                loss = loss + extra
-                logs["transfer_loss"] = float(extra.detach())
-            if regularizer is not None:
-                reg = regularizer()
-                loss = loss + reg
-                logs["reg_loss"] = float(reg.detach())
-            if not torch.isfinite(loss):
-                raise self._non_finite(step, loss, logs, xs)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if self.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                if self.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-                optimizer.step()
-            logs["loss"] = float(loss.detach())
-            logs["lr"] = optimizer.param_groups[0]["lr"]
-            scheduler.step()
+                               step, progress, xt)  # fmt: skip
+            cls_loss = _weighted_ce(source.logits, ys, ws)
+            logs = {"cls_loss": float(cls_loss.detach())}
+            losses = []
+            for i in active:
+                u = updates[i]
+                loss = cls_loss if u.classification else cls_loss.new_zeros(())
+                if u.loss is not None:
+                    extra = u.loss(source, target)
+                    if isinstance(extra, tuple):
+                        extra, more = extra
+                        logs.update({k: float(v) for k, v in more.items()})
+                    loss = loss + extra
+                    logs["transfer_loss" if single else f"{u.name}_loss"] = float(extra.detach())
+                if regularizer is not None and i == 0:
+                    reg = regularizer()
+                    loss = loss + reg
+                    logs["reg_loss"] = float(reg.detach())
+                if not torch.isfinite(loss):
+                    raise self._non_finite(step, loss, logs, xs)
+                losses.append(loss)
+                if not single:
+                    logs[f"{u.name}_lr"] = optimizers[i].param_groups[0]["lr"]
+            self._step([optimizers[i] for i in active], losses, scaler)
+            logs["loss"] = float(sum(float(v.detach()) for v in losses))
+            logs["lr"] = optimizers[active[0]].param_groups[0]["lr"]
+            for i in active:
+                schedulers[i].step()
             step += 1
             for k, v in logs.items():
                 window.setdefault(k, []).append(v)
@@ -799,8 +962,8 @@ class Trainer:
                 self._evaluate(model, val, unlabeled, step, history, state)
             state["step"] = step
             if self.checkpoint_every and step % self.checkpoint_every == 0:
-                self._save(ckpt_path, model, optimizer, scheduler, scaler, src_stream,
-                           tgt_stream, history, state)  # fmt: skip
+                self._save(ckpt_path, model, updates, optimizers, schedulers, scaler,
+                           src_stream, tgt_stream, history, state)  # fmt: skip
         if bar is not None:
             bar.close()
         if self.selection != "last" and state["best_state"] is not None:
@@ -888,15 +1051,64 @@ class Trainer:
             state["best_score"], state["best_step"] = score, step
             state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def _save(self, path, model, optimizer, scheduler, scaler, src_stream, tgt_stream,
-              history, state) -> None:  # fmt: skip
+    def _step(self, optimizers: list[torch.optim.Optimizer], losses: list[torch.Tensor],
+              scaler: Any) -> None:  # fmt: skip
+        """One step of every active optimiser on its own loss.
+
+        One optimiser: the plain backward. Several: each loss's gradient with respect to its
+        optimiser's parameters only, all taken before any parameter moves (the players'
+        simultaneous update), then every optimiser steps.
+        """
+        scale = (lambda v: scaler.scale(v)) if scaler is not None else (lambda v: v)
+        if len(optimizers) == 1:
+            optimizers[0].zero_grad(set_to_none=True)
+            scale(losses[0]).backward()
+        else:
+            grads = []
+            for k, (opt, loss) in enumerate(zip(optimizers, losses, strict=True)):
+                ps = [p for g in opt.param_groups for p in g["params"]]
+                last = k == len(losses) - 1
+                grads.append(torch.autograd.grad(scale(loss), ps, retain_graph=not last,
+                                                 allow_unused=True))  # fmt: skip
+            for opt, gs in zip(optimizers, grads, strict=True):
+                ps = [p for g in opt.param_groups for p in g["params"]]
+                for p, g in zip(ps, gs, strict=True):
+                    p.grad = g
+        for opt in optimizers:
+            if self.grad_clip:
+                if scaler is not None:
+                    scaler.unscale_(opt)
+                ps = [p for g in opt.param_groups for p in g["params"]]
+                nn.utils.clip_grad_norm_(ps, self.grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+            else:
+                opt.step()
+        if scaler is not None:
+            scaler.update()
+
+    def _stop(self, update: Update) -> int:
+        return self.max_steps if update.stop is None else int(update.stop)
+
+    def _update_lambda(self, update: Update) -> Callable[[int], float]:
+        """The schedule of ``update`` over its own active steps (the trainer's by default)."""
+        schedule = self.schedule if update.schedule is None else update.schedule
+        n = self._stop(update) - update.start
+        return lambda k: self._schedule_factor(schedule, k, n)
+
+    def _save(self, path, model, updates, optimizers, schedulers, scaler, src_stream,
+              tgt_stream, history, state) -> None:  # fmt: skip
         if path is None or self.rank_ != 0:
             return
         _atomic_save(
             {
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "optimizers": {
+                    u.name: o.state_dict() for u, o in zip(updates, optimizers, strict=True)
+                },
+                "schedulers": {
+                    u.name: s.state_dict() for u, s in zip(updates, schedulers, strict=True)
+                },
                 "scaler": None if scaler is None else scaler.state_dict(),
                 "src_stream": src_stream.state(),
                 "tgt_stream": None if tgt_stream is None else tgt_stream.state(),

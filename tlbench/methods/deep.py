@@ -114,7 +114,11 @@ class DeepNet(nn.Module):
 
 
 def concat_domains(a: Domain, b: Domain) -> Domain:
-    """Source plus the labeled target samples, as one labeled domain (weight 1 for the target)."""
+    """Source plus the labeled target samples, as one labeled domain (weight 1 for the target).
+
+    ``domain_index`` keeps each row's origin: the source's own indices (0 for one source),
+    then ``len(a's domain names)`` for the target rows, named ``b.name`` in ``domain_names``.
+    """
     if isinstance(a.X, np.ndarray) and isinstance(b.X, np.ndarray):
         X = np.concatenate([a.X, b.X])
     elif sp.issparse(a.X) and sp.issparse(b.X):
@@ -128,7 +132,11 @@ def concat_domains(a: Domain, b: Domain) -> Domain:
         wa = np.ones(len(a)) if a.weight is None else np.asarray(a.weight, dtype=float)
         wb = np.ones(len(b)) if b.weight is None else np.asarray(b.weight, dtype=float)
         w = np.concatenate([wa, wb])
-    return Domain(X=X, y=np.concatenate([a.y, b.y]), weight=w, name=a.name)
+    names = a.domain_names or (a.name,)
+    own = np.zeros(len(a), dtype=np.int64) if a.domain_index is None else a.domain_index
+    index = np.concatenate([own, np.full(len(b), len(names), dtype=np.int64)])
+    return Domain(X=X, y=np.concatenate([a.y, b.y]), weight=w, name=a.name,
+                  domain_index=index, domain_names=(*names, b.name or "target"))  # fmt: skip
 
 
 def _sample_shape(X: Any) -> tuple[int, ...]:
@@ -298,6 +306,25 @@ class DeepMethod(TransferMethod):
     def _check_params(self, model: DeepNet) -> None:
         """Validate method-specific hyperparameters once the layer names are known."""
 
+    def _wrap_model(self, model: DeepNet, task: TransferTask) -> nn.Module:
+        """The module the trainer trains: the network, or the network with its adversaries.
+
+        A method with a domain classifier attaches it here (as a submodule, so checkpoints
+        and the selected weights hold it); ADDA returns its source/target pair.
+        """
+        return model
+
+    def updates(self, model: nn.Module, groups: list[dict[str, Any]]) -> list[Any] | None:
+        """The trainer's :class:`~tlbench.trainer.Update` list (``None``: one optimiser).
+
+        ``groups`` are the network's parameter groups (backbone with its ``lr_mult``, the
+        rest); a method with several players or phases returns one update per optimiser.
+        """
+        return None
+
+    def _after_fit(self, model: nn.Module) -> None:
+        """Once training ends, before the diagnostics (ADDA switches to its target encoder)."""
+
     # ----------------------------------------------------------------- the network
 
     def _seed(self) -> int:
@@ -460,29 +487,41 @@ class DeepMethod(TransferMethod):
         self.trainer_ = trainer
         source = _replace_x(task.source, self._inputs(task.source.X, "source"))
         target = _replace_x(task.target, self._inputs(task.target.X, "target"))
-        model = self.build_model(task, source.X, tail)
-        self._check_params(model)
+        net = self.build_model(task, source.X, tail)
+        self._check_params(net)
         labeled = source
         target_labeled = target.labeled()
+        # the labeled target rows' Batch.domain value (None: no labeled target samples)
+        self.target_domain_index_ = None
         if len(target_labeled):
             labeled = concat_domains(source, target_labeled)
+            self.target_domain_index_ = len(labeled.domain_names) - 1
         unlabeled = target.unlabeled() if self.forwards_target() else None
 
-        groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult}]
-        groups.append({"params": [p for n, p in model.named_parameters()
+        groups = [{"params": list(net.backbone.parameters()), "lr_mult": self.backbone_lr_mult}]
+        groups.append({"params": [p for n, p in net.named_parameters()
                                   if not n.startswith("backbone.")]})  # fmt: skip
         if self.backbone_lr_mult == 0 or not groups[0]["params"]:  # frozen or nothing to train
-            for p in model.backbone.parameters():
+            for p in net.backbone.parameters():
                 p.requires_grad_(False)
             groups = groups[1:]
+        model = self._wrap_model(net, task)
+        if model is net:  # attached adversaries join the network's (non-backbone) group
+            known = {id(p) for g in groups for p in g["params"]}
+            groups[-1]["params"] += [p for p in model.parameters() if id(p) not in known]
 
         src_sub, tgt_sub = _subsample(source, 500, 0), _subsample(target, 500, 1)
         feats = trainer.forward_layers(model, src_sub.X, ["features"])["features"]
         feats_t = trainer.forward_layers(model, tgt_sub.X, ["features"])["features"]
         mmd_before = mmd2_diagnostic(feats, feats_t)
 
-        extra = self.transfer_loss if self.uses_target else None
-        history = trainer.fit(model, labeled, unlabeled, extra_loss=extra, params=groups)
+        updates = self.updates(model, groups)
+        if updates is None:
+            extra = self.transfer_loss if self.uses_target else None
+            history = trainer.fit(model, labeled, unlabeled, extra_loss=extra, params=groups)
+        else:
+            history = trainer.fit(model, labeled, unlabeled, updates=updates)
+        self._after_fit(model)
 
         out = trainer.forward_layers(model, src_sub.X, ["features", "logits"])
         feats = out["features"]

@@ -1,3 +1,14 @@
-"""Feature-based transfer: TCA, JDA, CORAL (shallow, issue 4) and the deep MMD methods (issue 5)."""
+"""Feature-based transfer: TCA, JDA, CORAL, the deep MMD methods and the adversarial ones."""
 
-from . import coral, dan, jda, mmd, self_taught, source_only_deep, tca  # noqa: F401
+from . import (  # noqa: F401
+    adda,
+    coral,
+    dan,
+    dann,
+    domain_confusion,
+    jda,
+    mmd,
+    self_taught,
+    source_only_deep,
+    tca,
+)
