@@ -164,9 +164,10 @@ def _fit(method, seed=0, steps=400, task=None, **trainer):
 
 @pytest.mark.parametrize("cls", [DANN, ADDA])
 def test_dann_and_adda_beat_source_only_on_a_shifted_toy_task(cls):
+    steps = 800 if cls is ADDA else 400  # half of ADDA's steps pre-train the source network
     for seed in (0, 1):
-        base, _ = _fit(SourceOnlyDeep(random_state=seed, **SMALL), seed)
-        acc, m = _fit(cls(random_state=seed, discriminator_hidden=[32], **SMALL), seed)
+        base, _ = _fit(SourceOnlyDeep(random_state=seed, **SMALL), seed, steps)
+        acc, m = _fit(cls(random_state=seed, discriminator_hidden=[32], **SMALL), seed, steps)
         assert acc > base + 0.1, (seed, acc, base)
         assert "source_top_class_share" in m.diagnostics_  # collapse is detected and recorded
 
@@ -209,7 +210,7 @@ def test_adda_freezes_the_source_network_in_the_adversarial_phase(monkeypatch):
         seen["target"] = {k: v.clone() for k, v in self._net.target.state_dict().items()}
 
     monkeypatch.setattr(ADDA, "_init_target", snapshot)
-    _, m = _fit(ADDA(random_state=0, pretrain_steps=40, **SMALL), steps=100)
+    _, m = _fit(ADDA(random_state=0, pretrain_steps=40, layer="features", **SMALL), steps=100)
     net = m.model_
     for k, v in net.source.state_dict().items():
         assert torch.equal(v, seen["source"][k]), k  # M_s and C never moved after pre-training

@@ -16,14 +16,15 @@ Three stages, all in one trainer run (:class:`tlbench.trainer.Update` phases):
    while M_t is trained with the inverted-label GAN loss
    L_adv_M = - E_t log D(M_t(x_t)) (the target features labeled as source). M_s and C are
    frozen: no update of this phase holds their parameters. Both players use Adam
-   (``adversarial_lr`` 2e-4, betas (0.5, 0.999)), the values of the paper's released setup as
-   we read it.
+   (``adversarial_lr`` 2e-4, betas (0.5, 0.999)), the values of the authors' released
+   scripts.
 3. *Testing*: target samples are classified by C(M_t(x)).
 
-``layer`` chooses what the encoders are: ``features`` (default) makes M = backbone +
-bottleneck and D reads the features C classifies (the paper's figure: the target encoder
-maps into the space of the fixed source classifier); ``logits`` makes the whole network the
-mapping and D reads its logits.
+``layer`` chooses what the encoders are: ``logits`` (default) makes the whole network the
+mapping and D reads its logits, as the authors' released code does (``tools/train_adda.py``
+of erictzeng/adda: the target scope is the whole LeNet, the adversary reads its output);
+``features`` makes M = backbone + bottleneck, D reads the features C classifies, and C stays
+the source classifier (the paper's figure 3).
 
 Deviations from the paper
 -------------------------
@@ -108,7 +109,7 @@ class ADDA(DeepMethod):
         Adam's learning rate for the target encoder and the discriminator.
     adversarial_betas : list of float, default=(0.5, 0.999)
         Adam's betas of the adversarial phase.
-    layer : {"features", "logits"}, default="features"
+    layer : {"logits", "features"}, default="logits"
         What the discriminator reads (and so what the target encoder is; see the module).
     discriminator_hidden : list of int, default=(500, 500)
         Hidden widths of the discriminator.
@@ -133,7 +134,7 @@ class ADDA(DeepMethod):
         pretrain_steps: int | float = 0.5,
         adversarial_lr: float = 2e-4,
         adversarial_betas: tuple[float, float] | list[float] = (0.5, 0.999),
-        layer: str = "features",
+        layer: str = "logits",
         discriminator_hidden: tuple[int, ...] | list[int] = (500, 500),
         backbone: str = "auto",
         pretrained: bool = False,
