@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from tlbench.datasets.relational import relational, relational_boostsrl
+from tlbench.errors import IncompatibleTaskError
 from tlbench.methods.relational.learner import RelationalScratch
 from tlbench.methods.relational.metrics import relational_metrics
 from tlbench.methods.relational.predicate_mapping import PredicateMapping
@@ -73,7 +74,12 @@ def main() -> None:
             for name in args.methods.split(","):
                 method = METHODS[name](max_recursive_len=args.max_recursive_len)
                 t0 = time.perf_counter()
-                method.fit(task.without_test())
+                try:
+                    method.fit(task.without_test())
+                except IncompatibleTaskError as exc:  # e.g. nothing survives the mapping
+                    row = {"pair": f"{source}->{target}", "method": name, "test_fold": fold}
+                    print(json.dumps({**row, "skipped": str(exc)}), flush=True)
+                    continue
                 fit_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 p = method.predict_proba(task.test.X)[:, 1]
@@ -88,6 +94,10 @@ def main() -> None:
                     "predict_s": round(pred_s, 2),
                     "mapping": getattr(method, "mapping_", None),
                 }
+                diag = getattr(method, "diagnostics_", {})
+                for key in ("n_source_clauses", "n_constant_clauses", "n_mapped_clauses"):
+                    if key in diag:
+                        row[key] = diag[key]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print("\n| pair | method | AUC-ROC | AUC-PR | CLL | fit s |")
@@ -95,6 +105,8 @@ def main() -> None:
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for name in args.methods.split(","):
             sel = [r for r in rows if r["pair"] == pair and r["method"] == name]
+            if not sel:
+                continue
             cell = {}
             for key in ("auc_roc", "auc_pr", "cll"):
                 values = [r[key] for r in sel]

@@ -13,16 +13,31 @@ second-order alternative it is compared with in ``experiments/relational``.
 1. **Source model**: clauses and weights learned on every source example.
 2. **Mapping**: the source target predicate maps to the target's; that fixes part of a type
    mapping, which must stay a bijection. Every other source predicate in the model maps to a
-   target predicate of the same arity whose argument types agree with the type mapping, or to
-   nothing (its clauses are dropped); two source predicates never share a target predicate.
-   All complete mappings are scored when there are at most ``max_exhaustive`` of them, else a
-   beam search of width ``beam_width`` assigns predicates in order of their clauses' weight.
-   A mapping's score is the mapped model's pseudo-log-likelihood of the target training atoms
-   (mean log P(label | Markov blanket)) with the source weights and a re-fitted bias.
+   target predicate of the same arity whose argument types agree with the type mapping; two
+   source predicates never share a target predicate. A source predicate maps to nothing (its
+   clauses are dropped) only when no free, type-consistent target predicate is left (the
+   recorded TreeBoostler runs do not search the empty mapping either, ``searchEmpty=false``):
+   the mapping carries the source model across, and dropping clauses is revision's business.
+   All such maximal mappings are scored when there are at most ``max_exhaustive`` complete
+   mappings, else a greedy beam search of width ``beam_width`` assigns predicates in order of
+   their clauses' weight. A mapping's score is the mean log-posterior of the target *training*
+   atoms under the mapped source model recalibrated on them (the source weights times a fitted
+   scale ``a >= 0`` with the revision prior, plus a fitted bias; :class:`MappingScorer`): the
+   pseudo-log-likelihood of TAMAR's mapping evaluation. Clauses that test a constant
+   (``proteinclass(A, pcid121)``) never map: constants belong to one domain.
 3. **Revision** (``revision``): ``none`` keeps the mapped weights (bias re-fitted);
    ``weights`` re-learns the mapped clauses' weights under a Gaussian prior centred on the
-   transferred ones; ``full`` also adds the target's own candidate clauses (prior mean 0) and
-   keeps the ``max_clauses`` strongest of both, so clauses are added and dropped.
+   transferred ones (TreeBoostler's "mapping + parameter learning"); ``full`` also adds the
+   target's own candidate clauses (prior mean 0) and keeps the ``max_clauses`` strongest of
+   both, so clauses are added and dropped. When no source clause survives the mapping,
+   ``none`` and ``weights`` refuse the task (:class:`~tlbench.errors.IncompatibleTaskError`:
+   the runner records it as skipped) rather than report the bias alone; ``full`` learns on the
+   target and its diagnostics say that nothing transferred.
+
+The result record's diagnostics give the mapping, the type mapping, how many source clauses
+there are, how many test constants and how many survive the mapping (``n_source_clauses``,
+``n_constant_clauses``, ``n_mapped_clauses``), the unmapped predicates and the search's
+statistics.
 
 Deviations from the papers
 --------------------------
@@ -32,17 +47,22 @@ Deviations from the papers
   clause shortening/lengthening or TreeBoostler's branch pruning and expansion.
 - The mapping is global (one mapping for the whole model), as TreeBoostler's, not TAMAR's
   per-clause mappings; argument order is kept (``r(a, b)`` maps to ``q(a, b)``, never
-  ``q(b, a)``).
-- Mappings are scored with a re-fitted bias: the class balance of the target atoms differs
-  from the source's, and without it the likelihood mostly measures that shift.
+  ``q(b, a)``), and two source predicates never share a target predicate (TreeBoostler's
+  recorded runs allowed both: ``searchArgPermutation`` and ``allowSameTargetMap``).
+- Mappings are scored with the source weights recalibrated by a scale and a bias: the class
+  balance and the clauses' frequencies differ between domains, and with the source weights
+  as they are the likelihood mostly measures that shift (see :class:`MappingScorer`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
 
 from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
@@ -66,15 +86,58 @@ from .learner import (
 REVISIONS = ("full", "weights", "none")
 
 
-class MappingScorer:
-    """Scores mappings of a source model on the target training atoms, caching clause columns."""
+def fit_scale(s: np.ndarray, y: np.ndarray, prior_var: float = 10.0) -> tuple[float, float]:
+    """The scale ``a >= 0`` and bias ``b`` of ``sigmoid(a s + b)`` that fit the labels ``y``.
 
-    def __init__(self, model: ClauseModel, data: RelationalData, y: np.ndarray) -> None:
+    Platt's recalibration of a fixed score: it keeps the source model's clauses and their
+    relative weights, and re-learns only how strongly the combination speaks on the target.
+    ``a`` has a Gaussian prior of mean 1 and variance ``prior_var`` (the bias is free), so
+    labels that the score separates do not send it to infinity.
+
+    Returns
+    -------
+    a, b : float
+        The maximum a posteriori scale and bias.
+    """
+    y = np.asarray(y, dtype=float)
+    sign = 2.0 * y - 1.0
+
+    def loss(theta):
+        z = theta[0] * s + theta[1]
+        g = -sign * expit(-sign * z)
+        value = -np.sum(log_expit(sign * z)) + 0.5 * (theta[0] - 1.0) ** 2 / prior_var
+        return value, np.array([g @ s + (theta[0] - 1.0) / prior_var, g.sum()])
+
+    start = np.array([1.0, fit_bias(s, y)])
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
+    return float(res.x[0]), float(res.x[1])
+
+
+class MappingScorer:
+    """Scores mappings of a source model on the target training atoms, caching clause columns.
+
+    A mapping's score is the mean log-posterior of the target training atoms under the mapped
+    source model recalibrated on them: ``sigmoid(a * sum_k w_k f_k + b)`` with the source
+    weights ``w``, a fitted scale ``a >= 0`` (prior mean 1, variance ``prior_C``, the
+    revision prior's) and a fitted bias ``b`` (:func:`fit_scale`). With the
+    source weights as they are (``a = 1``), a model learned on 250 negatives per positive
+    (Yeast) overshoots on 2 (Twitter): every mapped clause then scores below the bias alone and
+    the search maps nothing. Re-learning every weight instead would score the mapped clause
+    set, not the source model: a free fit is as good with ``director -> student`` as with
+    ``director -> professor`` (it flips the weight), so the source's knowledge would not steer
+    the mapping.
+    """
+
+    def __init__(
+        self, model: ClauseModel, data: RelationalData, y: np.ndarray, prior_C: float = 10.0
+    ) -> None:
         self.model = model
+        self.prior_C = prior_C
         self.world = World(data, values=y)  # recursive clauses read the other labels
         self.idx = self.world.example_index(data.examples, data.target)
         self.y = np.asarray(y)
         self._columns: dict[Clause, np.ndarray] = {}
+        self._scores: dict[tuple, tuple[float, float]] = {}
         self.n_scored = 0
 
     def column(self, clause: Clause) -> np.ndarray:
@@ -83,26 +146,44 @@ class MappingScorer:
             self._columns[clause] = self.world.evaluate(clause, self.idx)
         return self._columns[clause]
 
-    def score(self, mapping: dict[str, str | None]) -> float:
-        """Pseudo-log-likelihood of the target atoms under the mapped model (bias re-fitted)."""
-        self.n_scored += 1
-        z = np.zeros(len(self.y))
+    def mapped(self, mapping: Mapping[str, str | None]) -> tuple[list[Clause], np.ndarray]:
+        """The source clauses whose predicates all map, renamed, with their source weights."""
+        clauses, weights = [], []
         for clause, w in zip(self.model.clauses, self.model.weights, strict=True):
             if clause.predicates() <= mapping.keys():
-                mapped = clause.rename(mapping)
-                if mapped is not None:
-                    z += w * self.column(mapped)
-        return log_likelihood(z + fit_bias(z, self.y), self.y)
+                renamed = clause.rename(mapping)
+                if renamed is not None and renamed not in clauses:
+                    clauses.append(renamed)
+                    weights.append(float(w))
+        return clauses, np.asarray(weights)
+
+    def fit(self, mapping: Mapping[str, str | None]) -> tuple[float, float]:
+        """Mean log-posterior and fitted scale ``a`` of the recalibrated mapped model."""
+        clauses, weights = self.mapped(mapping)
+        key = tuple(zip(clauses, weights, strict=True))
+        if key not in self._scores:
+            self.n_scored += 1
+            s = np.zeros(len(self.y))
+            for c, w in key:
+                s += w * self.column(c)
+            a, b = fit_scale(s, self.y, self.prior_C)
+            penalty = 0.5 * (a - 1.0) ** 2 / self.prior_C / len(self.y)
+            self._scores[key] = (log_likelihood(a * s + b, self.y) - penalty, a)
+        return self._scores[key]
+
+    def score(self, mapping: Mapping[str, str | None]) -> float:
+        """Mean log-posterior of the target atoms under the recalibrated mapped model."""
+        return self.fit(mapping)[0]
 
 
-def _extend(
+def _candidates(
     state: tuple[dict, dict], pred: str, src_types: dict, tgt_types: dict, target: str
 ) -> list[tuple[dict, dict]]:
-    """Every type-consistent assignment of ``pred`` on top of a partial mapping, plus nothing."""
+    """Every type-consistent assignment of ``pred`` to a free target predicate (no ``None``)."""
     mapping, type_map = state
     used = {v for v in mapping.values() if v is not None}
     inverse = {v: k for k, v in type_map.items()}
-    out = [({**mapping, pred: None}, type_map)]
+    out = []
     for cand in sorted(tgt_types):
         if cand == target or cand in used or len(tgt_types[cand]) != len(src_types[pred]):
             continue
@@ -117,6 +198,38 @@ def _extend(
         if ok:
             out.append(({**mapping, pred: cand}, tm))
     return out
+
+
+def _extend(
+    state: tuple[dict, dict], pred: str, src_types: dict, tgt_types: dict, target: str
+) -> list[tuple[dict, dict]]:
+    """Every type-consistent assignment of ``pred`` on top of a partial mapping, plus nothing."""
+    mapping, type_map = state
+    return [
+        ({**mapping, pred: None}, type_map),
+        *_candidates(state, pred, src_types, tgt_types, target),
+    ]
+
+
+def _maximal(state: tuple[dict, dict], src_types: dict, tgt_types: dict, target: str) -> bool:
+    """Whether no unmapped predicate of a complete mapping could still be mapped.
+
+    A source predicate maps to nothing only when no free, type-consistent target predicate is
+    left: otherwise the empty mapping, whose score no miscalibrated source model beats, would
+    drop the clauses that revision is there to judge.
+    """
+    mapping, type_map = state
+    for pred, value in mapping.items():
+        if value is None:
+            rest = {k: v for k, v in mapping.items() if k != pred}
+            if _candidates((rest, type_map), pred, src_types, tgt_types, target):
+                return False
+    return True
+
+
+def _order_key(row: tuple) -> tuple:
+    """Best score first; ties broken by the mapping's names, so the search is deterministic."""
+    return (-row[0], sorted((k, v or "") for k, v in row[1].items()))
 
 
 def search_mapping(
@@ -148,37 +261,44 @@ def search_mapping(
         type_map[s] = t
     weight: dict[str, float] = {}
     for clause, w in zip(model.clauses, model.weights, strict=True):
-        for p in clause.predicates():
-            weight[p] = weight.get(p, 0.0) + abs(float(w))
+        if clause.const is None:  # a constant clause never maps, whatever its predicates
+            for p in clause.predicates():
+                weight[p] = weight.get(p, 0.0) + abs(float(w))
     order = sorted(weight, key=lambda p: (-weight[p], p))
     start = ({source.target: target.target}, type_map)
     options = [len(_extend(start, p, src_types, tgt_types, target.target)) for p in order]
     n_complete = int(np.prod(options, dtype=float)) if order else 1
     if n_complete <= max_exhaustive:
         states = [start]
-        for p in order:  # all consistent complete mappings
+        for p in order:  # all consistent complete mappings, then the maximal ones
             states = [n for s in states for n in _extend(s, p, src_types, tgt_types, target.target)]
+        states = [s for s in states if _maximal(s, src_types, tgt_types, target.target)]
         scored = [(scorer.score(m), m, tm) for m, tm in states]
         search = "exhaustive"
     else:
+        # Greedy in the order of the clauses' weight (TreeBoostler maps a tree's nodes top
+        # down): a predicate maps to nothing only when no candidate is left at its turn, and
+        # later steps only use up targets and fix types, so every mapping kept is maximal.
         beam = [(scorer.score(start[0]), *start)]
         for p in order:
-            grown = [
-                (scorer.score(m), m, tm)
-                for _, *s in beam
-                for m, tm in _extend(tuple(s), p, src_types, tgt_types, target.target)
-            ]
-            grown.sort(key=lambda r: (-r[0], sorted((k, v or "") for k, v in r[1].items())))
+            grown = []
+            for _, *s in beam:
+                nxt = _candidates(tuple(s), p, src_types, tgt_types, target.target)
+                nxt = nxt or [({**s[0], p: None}, s[1])]
+                grown += [(scorer.score(m), m, tm) for m, tm in nxt]
+            grown.sort(key=_order_key)
             beam = grown[:beam_width]
         scored = beam
         search = f"beam (width {beam_width})"
-    scored.sort(key=lambda r: (-r[0], sorted((k, v or "") for k, v in r[1].items())))
+    scored.sort(key=_order_key)
     best_score, mapping, type_map = scored[0]
     info = {
         "search": search,
         "n_mappings_upper_bound": n_complete,
+        "n_candidates": len(scored),
         "n_scored": scorer.n_scored,
         "score": float(best_score),
+        "score_scale": float(scorer.fit(mapping)[1]),
         "score_bias_only": float(scorer.score({source.target: target.target})),
     }
     return mapping, type_map, info
@@ -199,11 +319,12 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         The clause learner's (see :class:`~tlbench.methods.relational.learner.RelationalScratch`).
     prior_C : float, default=10.0
         Inverse strength of the Gaussian prior that holds revised weights near the transferred
-        ones (the prior variance).
+        ones (the prior variance); also the prior variance of the mapping score's scale.
     beam_width : int, default=5
         Beam width of the mapping search when exhaustive search is too large.
     max_exhaustive : int, default=5000
-        Largest number of complete mappings scored exhaustively.
+        Largest number of complete mappings enumerated exhaustively (only the maximal ones,
+        where no unmapped predicate could still map, are scored).
 
     Attributes
     ----------
@@ -217,7 +338,16 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         The final model on the target.
     target_predicate_ : str
     diagnostics_ : dict
-        Mapping, search statistics, source and final clauses as text, timings.
+        Mapping, type mapping, ``n_source_clauses`` / ``n_constant_clauses`` /
+        ``n_mapped_clauses`` (source clauses, those testing a constant, those surviving the
+        mapping), ``unmapped_predicates``, ``transferred``, search statistics, source and final
+        clauses as text, timings.
+
+    Raises
+    ------
+    IncompatibleTaskError
+        From ``fit``, when the head predicates differ in arity or types, or when no source
+        clause survives the mapping and ``revision`` is ``none`` or ``weights``.
     """
 
     family: ClassVar[str] = "relational"
@@ -282,7 +412,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         )
         times["source_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scorer = MappingScorer(self.source_model_, target.X, target.y)
+        scorer = MappingScorer(self.source_model_, target.X, target.y, self.prior_C)
         self.mapping_, self.type_mapping_, search = search_mapping(
             self.source_model_,
             source.X,
@@ -292,6 +422,17 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
             max_exhaustive=self.max_exhaustive,
         )
         times["mapping_seconds"] = time.perf_counter() - t0
+        transfer = self._transfer_summary(scorer, source.X, target.X)
+        if not transfer["n_mapped_clauses"] and self.revision != "full":
+            # an empty mapped model is the bias alone (AUC 0.5): not a result of transfer
+            raise IncompatibleTaskError(
+                f"no clause of the {source.X.name or 'source'} model of {source.X.target!r} "
+                f"survives the mapping to {target.X.target!r} "
+                f"({transfer['n_source_clauses']} source clauses, "
+                f"{transfer['n_constant_clauses']} with domain constants, unmapped predicates: "
+                f"{', '.join(transfer['unmapped_predicates']) or 'none'}); "
+                f"method.revision={self.revision} would report an empty model"
+            )
         t0 = time.perf_counter()
         mapped, added, dropped = self._revise(scorer, target.X, target.y)
         times["revision_seconds"] = time.perf_counter() - t0
@@ -302,6 +443,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         self.diagnostics_ = {
             "mapping": dict(self.mapping_),
             "type_mapping": dict(self.type_mapping_),
+            **transfer,
             **search,
             "revision": self.revision,
             "source_clauses": self.source_model_.describe(),
@@ -312,28 +454,44 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         }
         return self
 
+    def _transfer_summary(
+        self, scorer: MappingScorer, source: RelationalData, target: RelationalData
+    ) -> dict[str, Any]:
+        """How much of the source model the mapping carries across, for the result record."""
+        source_clauses = self.source_model_.clauses
+        mapped, _ = scorer.mapped(self.mapping_)
+        unmapped = sorted(p for p, v in self.mapping_.items() if v is None)
+        out: dict[str, Any] = {
+            "n_source_clauses": len(source_clauses),
+            "n_constant_clauses": sum(c.const is not None for c in source_clauses),
+            "n_mapped_clauses": len(mapped),
+            "unmapped_predicates": unmapped,
+            "transferred": bool(mapped),
+        }
+        if not mapped:
+            out["note"] = (
+                f"nothing transferred: no clause of the source model of {source.target!r} "
+                f"survives the mapping to {target.target!r}; the model is learned on the target "
+                "alone, as relational_scratch's"
+            )
+        return out
+
     def _revise(
         self, scorer: MappingScorer, data: RelationalData, y: np.ndarray
     ) -> tuple[ClauseModel, list[str], list[str]]:
         """The target model after ``revision``; the clauses added and dropped, as text."""
         arity = len(data.predicates[data.target])
-        clauses, weights = [], []
-        for clause, w in zip(self.source_model_.clauses, self.source_model_.weights, strict=True):
-            mapped = clause.rename(self.mapping_)
-            if mapped is not None and mapped not in clauses:
-                clauses.append(mapped)
-                weights.append(float(w))
-        dropped_at_mapping = len(self.source_model_.clauses) - len(clauses)
-        prior = np.asarray(weights)
+        clauses, prior = scorer.mapped(self.mapping_)
+        n_lost = len(self.source_model_.clauses) - len(clauses)
+        lost = [f"{n_lost} source clause(s) with constants or unmapped predicates"]
         X = np.column_stack([scorer.column(c) for c in clauses]) if clauses else None
-        if self.revision == "none" or not clauses and self.revision == "weights":
-            z = X @ prior if X is not None else np.zeros(len(y))
-            model = ClauseModel(data.target, arity, clauses, prior, fit_bias(z, y))
-            return model, [], [f"{dropped_at_mapping} source clause(s) with unmapped predicates"]
+        if self.revision == "none":
+            model = ClauseModel(data.target, arity, clauses, prior, fit_bias(X @ prior, y))
+            return model, [], lost
         if self.revision == "weights":
-            w, b = fit_logistic(X, y, C=self.prior_C, prior=prior)
-            model = ClauseModel(data.target, arity, clauses, w, b)
-            return model, [], [f"{dropped_at_mapping} source clause(s) with unmapped predicates"]
+            b0 = fit_bias(X @ prior, y)
+            w, b = fit_logistic(X, y, C=self.prior_C, prior=prior, bias=b0)
+            return ClauseModel(data.target, arity, clauses, w, b), [], lost
         own = enumerate_clauses(
             data.predicates,
             data.target,
