@@ -14,6 +14,9 @@ everything else:
 - training counted in steps, SGD/Adam/AdamW, ``constant | cosine | dan`` schedules (DAN's
   annealing lr_p = lr0 (1 + alpha p)^-beta), per-parameter-group learning-rate multipliers;
 - the weighted cross-entropy with ``Domain.weight`` as ``sample_weight``;
+- several optimisers for the methods with players or phases (DANN-style domain classifiers,
+  domain confusion, ADDA): each :class:`Update` names its parameters, its loss, its optimiser
+  and the steps it is active; all of them, and their schedules, are checkpointed;
 - a progress bar (only on a terminal), a history, evaluation every ``eval_every`` steps with a
   selection rule that never reads target labels, atomic checkpoints and ``resume``;
 - DistributedDataParallel when launched by ``torchrun`` (``WORLD_SIZE > 1``): every rank takes
