@@ -418,6 +418,7 @@ def relational(
     data_dir: str | Path = "data",
     test_fold: int = 0,
     n_train_folds: int | None = None,
+    train_fold: int | None = None,
     n_folds: int = 3,
     neg_ratio: float | None = None,
     negatives: str = "closed_world",
@@ -438,6 +439,10 @@ def relational(
     n_train_folds : int, optional
         How many of the other target folds train (in fold order after ``test_fold``);
         ``None``: all of them.
+    train_fold : int, optional
+        TreeBoostler's minimal-target-data protocol: the target trains on this one fold and
+        tests on every other fold (``test_fold`` and ``n_train_folds`` are then unused and
+        ``n_train_folds`` must be ``None``). ``None``: the cross-validation split above.
     n_folds : int
         Folds made for a one-fold domain (NELL).
     neg_ratio : float, optional
@@ -459,7 +464,7 @@ def relational(
     kw = {"n_folds": n_folds, "neg_ratio": neg_ratio, "negatives": negatives, "seed": seed}
     Xs, ys, info_s = load_domain(data_dir, source, source_predicate, **kw)
     Xt, yt, info_t = load_domain(data_dir, target, target_predicate, **kw)
-    return fold_task(Xs, ys, info_s, Xt, yt, info_t, test_fold, n_train_folds)
+    return fold_task(Xs, ys, info_s, Xt, yt, info_t, test_fold, n_train_folds, train_fold)
 
 
 def fold_task(
@@ -471,19 +476,37 @@ def fold_task(
     info_t: dict[str, Any],
     test_fold: int,
     n_train_folds: int | None,
+    train_fold: int | None = None,
 ) -> TransferTask:
-    """The transfer task: every source example; target fold ``test_fold`` tests, others train."""
+    """The transfer task: every source example; target fold ``test_fold`` tests, others train.
+
+    With ``train_fold`` (the scarce-target protocol) fold ``train_fold`` trains and every other
+    fold tests.
+    """
     source, target = Xs.name, Xt.name
     k = info_t["n_folds"]
-    if not 0 <= test_fold < k:
-        raise ConfigError(f"dataset.test_fold must be in 0..{k - 1} for {target!r}")
-    others = [(test_fold + i) % k for i in range(1, k)]
-    if n_train_folds is not None:
-        if not 1 <= n_train_folds <= len(others):
-            raise ConfigError(f"dataset.n_train_folds must be in 1..{len(others)} for {target!r}")
-        others = others[:n_train_folds]
-    test = np.flatnonzero(Xt.fold == test_fold)
+    if train_fold is not None:
+        if n_train_folds is not None:
+            raise ConfigError("dataset.train_fold and dataset.n_train_folds exclude each other")
+        if not 0 <= train_fold < k:
+            raise ConfigError(f"dataset.train_fold must be in 0..{k - 1} for {target!r}")
+        others = [train_fold]
+        test_folds = [f for f in range(k) if f != train_fold]
+    else:
+        if not 0 <= test_fold < k:
+            raise ConfigError(f"dataset.test_fold must be in 0..{k - 1} for {target!r}")
+        others = [(test_fold + i) % k for i in range(1, k)]
+        if n_train_folds is not None:
+            if not 1 <= n_train_folds <= len(others):
+                raise ConfigError(
+                    f"dataset.n_train_folds must be in 1..{len(others)} for {target!r}"
+                )
+            others = others[:n_train_folds]
+        test_folds = [test_fold]
+    test = np.flatnonzero(np.isin(Xt.fold, test_folds))
     train = np.flatnonzero(np.isin(Xt.fold, others))
+    if np.intersect1d(Xt.fold[test], Xt.fold[train]).size:  # a bug, never data: say so loudly
+        raise AssertionError("a target test fold is also a training fold")
     whole = Domain(Xt, yt, name=target)
     return TransferTask(
         source=Domain(Xs, ys, name=source),
@@ -493,8 +516,10 @@ def fold_task(
         num_classes=2,
         protocol="inductive",
         info={
-            "test_fold": test_fold,
+            "test_fold": test_fold if train_fold is None else None,
+            "test_folds": test_folds,
             "train_folds": others,
+            "protocol": "cross-validation" if train_fold is None else "scarce (one training fold)",
             "source_domain": info_s,
             "target_domain": info_t,
         },
@@ -853,6 +878,7 @@ def relational_boostsrl(
     data_dir: str | Path = "data",
     test_fold: int = 0,
     n_train_folds: int | None = None,
+    train_fold: int | None = None,
     n_folds: int = 3,
     seed: int = 0,
 ) -> TransferTask:
@@ -870,6 +896,8 @@ def relational_boostsrl(
         The target fold held out for testing.
     n_train_folds : int, optional
         How many of the other target folds train; ``None``: all of them.
+    train_fold : int, optional
+        Train on this one target fold, test on all the others (as :func:`relational`).
     n_folds : int
         Folds made for a domain whose test split repeats its training split.
     seed : int
@@ -884,4 +912,4 @@ def relational_boostsrl(
         raise ConfigError(f"dataset.n_folds must be >= 2, got {n_folds}")
     Xs, ys, info_s = load_boostsrl(data_dir, source, source_predicate, n_folds=n_folds, seed=seed)
     Xt, yt, info_t = load_boostsrl(data_dir, target, target_predicate, n_folds=n_folds, seed=seed)
-    return fold_task(Xs, ys, info_s, Xt, yt, info_t, test_fold, n_train_folds)
+    return fold_task(Xs, ys, info_s, Xt, yt, info_t, test_fold, n_train_folds, train_fold)
