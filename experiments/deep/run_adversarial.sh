@@ -12,8 +12,10 @@
 #   - dann and domain_confusion: their papers' SGD (lr 0.01, momentum 0.9, the annealing
 #     lr0 (1 + 10 p)^-0.75), batch 64 + 64, 2000 steps, their defaults otherwise (DANN's
 #     domain classifier 500-500 as ADDA's discriminator; domain confusion lambda 0.01);
-#   - the last step is kept; selection=entropy only records the label-free entropy score next
-#     to the accuracy: with one configuration per method nothing is chosen.
+#   - the last step is kept; with one configuration per method nothing is chosen.
+#     SELECTION=entropy (the default) also records the selection protocols' scores (source_val,
+#     iwv, dev from a second, held-out fit, and entropy) next to the accuracy; SELECTION=none
+#     skips that second fit: the accuracy is the same (the main fit does not change).
 # The two directions run side by side, one thread each.
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_adversarial.sh
 #   python -m tlbench.report outputs/multirun/deep_adversarial_mnist_usps outputs/multirun/deep_adversarial_usps_mnist
@@ -21,24 +23,25 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export TLBENCH_DATA_DIR=${TLBENCH_DATA_DIR:-../shared/data} OMP_NUM_THREADS=1
 SEEDS=${SEEDS:-0,1,2}
+SELECTION=${SELECTION:-entropy}
+METHODS=${METHODS:-source_only_deep adda dann domain_confusion}
 COMMON="dataset=mnist_usps dataset.preprocess=none dataset.image_size=32 method.backbone=lenet
   method.input_shape=[1,32,32] method.bottleneck_dim=0 trainer.batch_size=64
-  trainer.weight_decay=2.5e-5 trainer.progress_bar=false selection=entropy"
+  trainer.weight_decay=2.5e-5 trainer.progress_bar=false selection=$SELECTION"
 ADAM="trainer.optimizer=adam trainer.lr=0.001 trainer.schedule=constant"
 run() {  # source target
-  local out=outputs/multirun/deep_adversarial_$1_$2
+  local out=outputs/multirun/deep_adversarial_$1_$2 m
   mkdir -p "$out"
-  {
-    .venv/bin/python -m tlbench -m method=source_only_deep seed=$SEEDS dataset.source=$1 \
-      dataset.target=$2 $COMMON $ADAM trainer.max_steps=2000 hydra.sweep.dir=$out/source_only_deep
-    .venv/bin/python -m tlbench -m method=adda seed=$SEEDS dataset.source=$1 dataset.target=$2 \
-      $COMMON $ADAM trainer.max_steps=4000 method.pretrain_steps=2000 hydra.sweep.dir=$out/adda
-    .venv/bin/python -m tlbench -m method=dann seed=$SEEDS dataset.source=$1 dataset.target=$2 \
-      $COMMON 'method.discriminator_hidden=[500,500]' trainer.max_steps=2000 \
-      hydra.sweep.dir=$out/dann
-    .venv/bin/python -m tlbench -m method=domain_confusion seed=$SEEDS dataset.source=$1 \
-      dataset.target=$2 $COMMON trainer.max_steps=2000 hydra.sweep.dir=$out/domain_confusion
-  } > "$out.log" 2>&1
+  for m in $METHODS; do
+    case $m in
+      source_only_deep) extra="$ADAM trainer.max_steps=2000" ;;
+      adda) extra="$ADAM trainer.max_steps=4000 method.pretrain_steps=2000" ;;
+      dann) extra="method.discriminator_hidden=[500,500] trainer.max_steps=2000" ;;
+      *) extra="trainer.max_steps=2000" ;;
+    esac
+    .venv/bin/python -m tlbench -m method=$m seed=$SEEDS dataset.source=$1 dataset.target=$2 \
+      $COMMON $extra hydra.sweep.dir=$out/${m}_$SELECTION >> "$out.log" 2>&1
+  done
 }
 run mnist usps &
 run usps mnist &
