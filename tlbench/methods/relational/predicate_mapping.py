@@ -232,6 +232,69 @@ def _order_key(row: tuple) -> tuple:
     return (-row[0], sorted((k, v or "") for k, v in row[1].items()))
 
 
+def head_type_map(source: RelationalData, target: RelationalData) -> dict[str, str]:
+    """The type mapping fixed by the two target predicates (an error when they cannot map)."""
+    s_head, t_head = source.predicates[source.target], target.predicates[target.target]
+    if len(s_head) != len(t_head):
+        raise IncompatibleTaskError(
+            f"no mapping of {source.target!r} (arity {len(s_head)}) to {target.target!r} "
+            f"(arity {len(t_head)}): the target predicates differ in arity"
+        )
+    type_map: dict[str, str] = {}
+    for s, t in zip(s_head, t_head, strict=True):
+        if type_map.get(s, t) != t or {v: k for k, v in type_map.items()}.get(t, s) != s:
+            raise IncompatibleTaskError(
+                f"no type-consistent mapping of {source.target}{s_head} to {target.target}{t_head}"
+            )
+        type_map[s] = t
+    return type_map
+
+
+def search_mappings(
+    source: RelationalData,
+    target: RelationalData,
+    order: list[str],
+    scorer: Any,
+    *,
+    beam_width: int,
+    max_exhaustive: int,
+) -> tuple[list[tuple[float, dict[str, str | None], dict[str, str]]], str, int]:
+    """Type-consistent mappings of the source predicates ``order``, scored, best first.
+
+    Every maximal complete mapping when there are at most ``max_exhaustive`` of them; else a
+    beam search in ``order``, where a predicate maps to nothing only when no candidate is
+    left at its turn (later steps only use up targets and fix types, so every mapping kept is
+    maximal). ``scorer.score(mapping)`` is larger for a better mapping. Returns the scored
+    ``(score, mapping, type_map)`` list, the search's name and the number of complete
+    mappings.
+    """
+    src_types, tgt_types = dict(source.predicates), dict(target.predicates)
+    start = ({source.target: target.target}, head_type_map(source, target))
+    options = [len(_extend(start, p, src_types, tgt_types, target.target)) for p in order]
+    n_complete = int(np.prod(options, dtype=float)) if order else 1
+    if n_complete <= max_exhaustive:
+        states = [start]
+        for p in order:  # all consistent complete mappings, then the maximal ones
+            states = [n for s in states for n in _extend(s, p, src_types, tgt_types, target.target)]
+        states = [s for s in states if _maximal(s, src_types, tgt_types, target.target)]
+        scored = [(scorer.score(m), m, tm) for m, tm in states]
+        search = "exhaustive"
+    else:
+        beam = [(scorer.score(start[0]), *start)]
+        for p in order:
+            grown = []
+            for _, *s in beam:
+                nxt = _candidates(tuple(s), p, src_types, tgt_types, target.target)
+                nxt = nxt or [({**s[0], p: None}, s[1])]
+                grown += [(scorer.score(m), m, tm) for m, tm in nxt]
+            grown.sort(key=_order_key)
+            beam = grown[:beam_width]
+        scored = beam
+        search = f"beam (width {beam_width})"
+    scored.sort(key=_order_key)
+    return scored, search, n_complete
+
+
 def search_mapping(
     model: ClauseModel,
     source: RelationalData,
@@ -245,52 +308,17 @@ def search_mapping(
 
     Returns the predicate mapping, the type mapping and search statistics.
     """
-    src_types, tgt_types = dict(source.predicates), dict(target.predicates)
-    s_head, t_head = src_types[source.target], tgt_types[target.target]
-    if len(s_head) != len(t_head):
-        raise IncompatibleTaskError(
-            f"no mapping of {source.target!r} (arity {len(s_head)}) to {target.target!r} "
-            f"(arity {len(t_head)}): the target predicates differ in arity"
-        )
-    type_map: dict[str, str] = {}
-    for s, t in zip(s_head, t_head, strict=True):
-        if type_map.get(s, t) != t or {v: k for k, v in type_map.items()}.get(t, s) != s:
-            raise IncompatibleTaskError(
-                f"no type-consistent mapping of {source.target}{s_head} to {target.target}{t_head}"
-            )
-        type_map[s] = t
     weight: dict[str, float] = {}
     for clause, w in zip(model.clauses, model.weights, strict=True):
         if clause.const is None:  # a constant clause never maps, whatever its predicates
             for p in clause.predicates():
                 weight[p] = weight.get(p, 0.0) + abs(float(w))
     order = sorted(weight, key=lambda p: (-weight[p], p))
-    start = ({source.target: target.target}, type_map)
-    options = [len(_extend(start, p, src_types, tgt_types, target.target)) for p in order]
-    n_complete = int(np.prod(options, dtype=float)) if order else 1
-    if n_complete <= max_exhaustive:
-        states = [start]
-        for p in order:  # all consistent complete mappings, then the maximal ones
-            states = [n for s in states for n in _extend(s, p, src_types, tgt_types, target.target)]
-        states = [s for s in states if _maximal(s, src_types, tgt_types, target.target)]
-        scored = [(scorer.score(m), m, tm) for m, tm in states]
-        search = "exhaustive"
-    else:
-        # Greedy in the order of the clauses' weight (TreeBoostler maps a tree's nodes top
-        # down): a predicate maps to nothing only when no candidate is left at its turn, and
-        # later steps only use up targets and fix types, so every mapping kept is maximal.
-        beam = [(scorer.score(start[0]), *start)]
-        for p in order:
-            grown = []
-            for _, *s in beam:
-                nxt = _candidates(tuple(s), p, src_types, tgt_types, target.target)
-                nxt = nxt or [({**s[0], p: None}, s[1])]
-                grown += [(scorer.score(m), m, tm) for m, tm in nxt]
-            grown.sort(key=_order_key)
-            beam = grown[:beam_width]
-        scored = beam
-        search = f"beam (width {beam_width})"
-    scored.sort(key=_order_key)
+    # Greedy in the order of the clauses' weight when exhaustive search is too large
+    # (TreeBoostler maps a tree's nodes top down).
+    scored, search, n_complete = search_mappings(
+        source, target, order, scorer, beam_width=beam_width, max_exhaustive=max_exhaustive
+    )
     best_score, mapping, type_map = scored[0]
     info = {
         "search": search,

@@ -8,7 +8,7 @@ dependency networks", Machine Learning 109, 2020 (https://doi.org/10.1007/s10994
 2. **Mapping**: the source target predicate maps to the target's; every predicate the trees
    test maps to at most one free target predicate of the same arity whose argument types agree
    with the (bijective) type mapping, argument order kept; the rules and the candidate
-   generation are :mod:`.predicate_mapping`'s (``_candidates``, ``_extend``, ``_maximal``). A
+   generation are :mod:`.predicate_mapping`'s (:func:`search_mappings`). A
    predicate maps to nothing only when no free, type-consistent target predicate is left.
    Predicates are assigned in the order the trees first use them (tree by tree, breadth first:
    TreeBoostler maps a tree's nodes top down). Exhaustive over the maximal mappings when there
@@ -71,7 +71,7 @@ from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
 from .learner import RelationalClassifierMixin, check_examples
-from .predicate_mapping import _candidates, _extend, _maximal, _order_key
+from .predicate_mapping import search_mappings
 from .rdn_boost import (
     EQUALS,
     Grounder,
@@ -219,24 +219,6 @@ class TreeMappingScorer:
         return self._scores[key]
 
 
-def _head_types(source: RelationalData, target: RelationalData) -> dict[str, str]:
-    """The type mapping fixed by the head predicates (an error when they cannot map)."""
-    s_head, t_head = source.predicates[source.target], target.predicates[target.target]
-    if len(s_head) != len(t_head):
-        raise IncompatibleTaskError(
-            f"no mapping of {source.target!r} (arity {len(s_head)}) to {target.target!r} "
-            f"(arity {len(t_head)}): the target predicates differ in arity"
-        )
-    type_map: dict[str, str] = {}
-    for s, t in zip(s_head, t_head, strict=True):
-        if type_map.get(s, t) != t or {v: k for k, v in type_map.items()}.get(t, s) != s:
-            raise IncompatibleTaskError(
-                f"no type-consistent mapping of {source.target}{s_head} to {target.target}{t_head}"
-            )
-        type_map[s] = t
-    return type_map
-
-
 def tree_predicate_order(model: RDNBoostModel) -> list[str]:
     """Predicates of constant-free tests, in the order the trees first use them (breadth first)."""
     order: list[str] = []
@@ -269,32 +251,14 @@ def search_tree_mapping(
 
     Returns the predicate mapping, the type mapping and search statistics.
     """
-    src_types, tgt_types = dict(source.predicates), dict(target.predicates)
-    start = ({source.target: target.target}, _head_types(source, target))
-    order = tree_predicate_order(model)
-    options = [len(_extend(start, p, src_types, tgt_types, target.target)) for p in order]
-    n_complete = int(np.prod(options, dtype=float)) if order else 1
-    if n_complete <= max_exhaustive:
-        states = [start]
-        for p in order:
-            states = [n for s in states for n in _extend(s, p, src_types, tgt_types, target.target)]
-        states = [s for s in states if _maximal(s, src_types, tgt_types, target.target)]
-        scored = [(scorer.score(m), m, tm) for m, tm in states]
-        search = "exhaustive"
-    else:
-        # greedy in the trees' order: a predicate maps to nothing only when nothing is left
-        beam = [(scorer.score(start[0]), *start)]
-        for p in order:
-            grown = []
-            for _, *s in beam:
-                nxt = _candidates(tuple(s), p, src_types, tgt_types, target.target)
-                nxt = nxt or [({**s[0], p: None}, s[1])]
-                grown += [(scorer.score(m), m, tm) for m, tm in nxt]
-            grown.sort(key=_order_key)
-            beam = grown[:beam_width]
-        scored = beam
-        search = f"beam (width {beam_width})"
-    scored.sort(key=_order_key)
+    scored, search, n_complete = search_mappings(
+        source,
+        target,
+        tree_predicate_order(model),
+        scorer,
+        beam_width=beam_width,
+        max_exhaustive=max_exhaustive,
+    )
     best, mapping, type_map = scored[0]
     info = {
         "search": search,
