@@ -269,3 +269,77 @@ def test_adda_resumed_after_a_kill_equals_an_uninterrupted_run(tmp_path, monkeyp
     a, b = full.model_.state_dict(), resumed.model_.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+# ------------------------------------------------------------------ CDAN and MCC
+
+
+def test_mcc_loss_is_zero_for_confident_distinct_classes_and_penalises_confusion():
+    from tlbench.methods.feature.mcc import mcc_loss
+
+    onehot = 50.0 * torch.eye(3).repeat(4, 1)  # every sample certain, every class present
+    assert float(mcc_loss(onehot, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(12, 3)  # every sample spread over all classes: C~ = 1/3 everywhere
+    assert float(mcc_loss(uniform, 1.0)) == pytest.approx(2 / 3)
+    # by hand: one sample split between two classes, the other certain
+    z = torch.tensor([[0.0, 0.0], [30.0, -30.0]])
+    p = torch.softmax(z, 1)
+    h = -(p * p.clamp_min(1e-12).log()).sum(1)
+    w = 2 * (1 + torch.exp(-h)) / (1 + torch.exp(-h)).sum()
+    c = (p * w[:, None]).T @ p
+    c = c / c.sum(0, keepdim=True)
+    assert float(mcc_loss(z, 1.0)) == pytest.approx(float((c.sum() - c.trace()) / 2))
+    g = torch.randn(8, 4, requires_grad=True)
+    mcc_loss(g).backward()
+    assert torch.isfinite(g.grad).all() and g.grad.abs().sum() > 0
+
+
+def test_cdan_multilinear_and_randomized_maps():
+    from tlbench.methods.feature.cdan import entropy_weights, multilinear_map, randomized_map
+
+    f, g = torch.randn(5, 3), torch.softmax(torch.randn(5, 4), 1)
+    t = multilinear_map(f, g)
+    assert t.shape == (5, 12)
+    assert torch.allclose(t.view(5, 4, 3), g[:, :, None] * f[:, None, :])
+    # the randomized map's inner products estimate the multilinear map's (E[R^T R] = d I)
+    torch.manual_seed(0)
+    d = 20000
+    r = randomized_map(f, g, torch.randn(d, 3), torch.randn(d, 4))
+    assert torch.allclose(r @ r.T, t @ t.T, rtol=0.1, atol=0.05)
+    w = entropy_weights(g, torch.tensor([0.0, 0, 1, 1, 1]))
+    assert float(w[:2].sum()) == pytest.approx(1.0) and float(w[2:].sum()) == pytest.approx(1.0)
+    certain = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    wc = entropy_weights(certain, torch.zeros(2))
+    assert wc[0] > wc[1]  # the certain prediction counts more
+
+
+@pytest.mark.parametrize("name", ["cdan", "mcc"])
+def test_cdan_and_mcc_beat_source_only_on_a_shifted_toy_task(name):
+    from tlbench.methods.feature.cdan import CDAN
+    from tlbench.methods.feature.mcc import MCC
+
+    for seed in (0, 1):
+        base, _ = _fit(SourceOnlyDeep(random_state=seed, **SMALL), seed)
+        if name == "cdan":
+            method = CDAN(random_state=seed, discriminator_hidden=[32], **SMALL)
+        else:
+            method = MCC(random_state=seed, **SMALL)
+        acc, m = _fit(method, seed)
+        assert acc > base + 0.1, (seed, acc, base)
+        assert "source_top_class_share" in m.diagnostics_
+
+
+def test_cdan_picks_the_randomized_map_above_the_bound_and_checks_its_parameters():
+    from tlbench.methods.feature.cdan import CDAN
+
+    _, m = _fit(CDAN(random_state=0, max_multilinear=8, random_dim=24, **SMALL), steps=20)
+    assert m.diagnostics_["conditioning"] == "randomized"  # 16 features x 2 classes > 8
+    assert m.model_.cdan_rf.shape == (24, 16)
+    _, m = _fit(CDAN(random_state=0, **SMALL), steps=20)
+    assert m.diagnostics_["conditioning"] == "multilinear"
+    with pytest.raises(ConfigError, match="random_dim"):
+        _fit(CDAN(random_dim=0, **SMALL), steps=5)
+    from tlbench.methods.feature.mcc import MCC
+
+    with pytest.raises(ConfigError, match="temperature"):
+        _fit(MCC(temperature=0, **SMALL), steps=5)

@@ -12,6 +12,9 @@
 #   - dann and domain_confusion: their papers' SGD (lr 0.01, momentum 0.9, the annealing
 #     lr0 (1 + 10 p)^-0.75), batch 64 + 64, 2000 steps, their defaults otherwise (DANN's
 #     domain classifier 500-500 as ADDA's discriminator; domain confusion lambda 0.01);
+#   - cdan and mcc (METHODS="cdan mcc", fixed before their runs): DANN's SGD and 2000 steps,
+#     their defaults otherwise (CDAN+E, lambda 1, the randomized map of 1024 since 500 x 10 >
+#     4096, its domain classifier 500-500 as DANN's; MCC mu 1, T 2.5);
 #   - the last step is kept; with one configuration per method nothing is chosen.
 #     SELECTION=entropy (the default) also records the selection protocols' scores (source_val,
 #     iwv, dev from a second, held-out fit, and entropy) next to the accuracy; SELECTION=none
@@ -36,7 +39,7 @@ run() {  # source target
     case $m in
       source_only_deep) extra="$ADAM trainer.max_steps=2000" ;;
       adda) extra="$ADAM trainer.max_steps=4000 method.pretrain_steps=2000" ;;
-      dann) extra="method.discriminator_hidden=[500,500] trainer.max_steps=2000" ;;
+      dann|cdan) extra="method.discriminator_hidden=[500,500] trainer.max_steps=2000" ;;
       *) extra="trainer.max_steps=2000" ;;
     esac
     .venv/bin/python -m tlbench -m method=$m seed=$SEEDS dataset.source=$1 dataset.target=$2 \

@@ -2,11 +2,13 @@
 
 from . import (  # noqa: F401
     adda,
+    cdan,
     coral,
     dan,
     dann,
     domain_confusion,
     jda,
+    mcc,
     mmd,
     self_taught,
     source_only_deep,
