@@ -312,3 +312,83 @@ def test_yeast_to_twitter_mapping_carries_the_model(data_dir):
     d = method.diagnostics_
     assert d["n_mapped_clauses"] > 0 and d["transferred"]
     assert d["n_mapped_clauses"] + d["n_constant_clauses"] <= d["n_source_clauses"]
+
+
+# ------------------------------------------------- argument permutations, shared targets
+
+
+def _reverse(data: RelationalData, pred: str) -> RelationalData:
+    """``data`` with ``pred``'s facts stored backwards (``q(b, a)`` for every ``q(a, b)``)."""
+    facts = dict(data.facts)
+    facts[pred] = tuple((b, a) for a, b in data.facts[pred])
+    return replace(data, facts=facts)
+
+
+def _planted_backwards(seed: int = 0) -> tuple[TransferTask, Domain]:
+    """The planted renaming with ``household`` (asymmetric) stored backwards as ``roommate``."""
+    task, source_test = _planted(seed)
+    flip = {
+        part: replace(getattr(task, part), X=_reverse(getattr(task, part).X, "roommate"))
+        for part in ("target", "test")
+    }
+    return replace(task, **flip), source_test
+
+
+def test_with_inverses_adds_every_binary_background_predicate_backwards():
+    from tlbench.methods.relational.predicate_mapping import (
+        INVERSE_SUFFIX,
+        base_predicate,
+        with_inverses,
+    )
+
+    data = toy_relational(n_entities=20, seed=0).source.X
+    view = with_inverses(data)
+    inv = "household" + INVERSE_SUFFIX
+    assert view.predicates[inv] == ("person", "person")
+    assert set(view.facts[inv]) == {(b, a) for a, b in data.facts["household"]}
+    assert "carrier" + INVERSE_SUFFIX not in view.predicates  # unary: nothing to permute
+    assert "infected" + INVERSE_SUFFIX not in view.predicates  # the target is not a fact
+    assert view.examples == data.examples and base_predicate(inv) == "household"
+    clash = replace(data, predicates={**data.predicates, inv: ("person", "person")})
+    with pytest.raises(DataError, match="the name of 'household'"):
+        with_inverses(clash)
+
+
+@pytest.mark.parametrize("name", ["predicate_mapping", "treeboostler"])
+def test_argument_permutation_recovers_a_relation_stored_backwards(name):
+    from tlbench.methods.relational.predicate_mapping import INVERSE_SUFFIX
+    from tlbench.methods.relational.treeboostler import TreeBoostler
+
+    cls = PredicateMapping if name == "predicate_mapping" else TreeBoostler
+    task, source_test = _planted_backwards(0)
+    kept = cls(revision="none").fit(task.without_test())
+    method = cls(revision="none", arg_permutations=True).fit(task.without_test())
+    used = set(method.mapping_) - {"infected"}
+    assert "household" in used, "the source model must use the asymmetric relation"
+    assert method.mapping_["household"] == "roommate" + INVERSE_SUFFIX
+    assert kept.mapping_.get("household") != "roommate" + INVERSE_SUFFIX
+    # read backwards, the target is the source again: the same predictions
+    p_source = 1.0 / (1.0 + np.exp(-method.source_model_.predict_logits(source_test.X)))
+    p_mapped = method.predict_proba(task.test.X)[:, 1]
+    # the clause model's bias is re-fitted on the target (1e-6); the trees keep theirs
+    atol = 1e-6 if name == "predicate_mapping" else 1e-12
+    np.testing.assert_allclose(p_mapped, p_source, atol=atol)
+    assert not np.allclose(kept.predict_proba(task.test.X)[:, 1], p_source, atol=1e-3)
+
+
+def test_same_target_lets_two_source_predicates_share_one():
+    task, _ = _planted(0)
+    # the target loses `spreader` (carrier's image): carrier has no free unary predicate left
+    target_x = task.target.X
+    drop = replace(
+        target_x,
+        predicates={p: t for p, t in target_x.predicates.items() if p != "spreader"},
+        facts={p: f for p, f in target_x.facts.items() if p != "spreader"},
+    )
+    task = replace(task, target=replace(task.target, X=drop), test=None)
+    plain = PredicateMapping(revision="none").fit(task)
+    shared = PredicateMapping(revision="none", same_target=True).fit(task)
+    if "carrier" not in plain.mapping_:
+        pytest.skip("the source model does not use carrier")
+    assert plain.mapping_["carrier"] is None  # immune is vaccinated's
+    assert shared.mapping_["carrier"] == "immune" == shared.mapping_["vaccinated"]

@@ -42,6 +42,7 @@ PAIRS = [
     ("nell_sports", "nell_finances"),
     ("nell_finances", "nell_sports"),
 ]
+PERM = {"arg_permutations": True, "same_target": True}
 METHODS = {
     "scratch": lambda: RelationalScratch(),
     "rdn_boost": lambda: RDNBoost(),
@@ -49,6 +50,10 @@ METHODS = {
     "mapped+revision": lambda: PredicateMapping(revision="full"),
     "treeboostler+weights": lambda: TreeBoostler(revision="weights"),
     "treeboostler+full": lambda: TreeBoostler(revision="full"),
+    # the recorded TreeBoostler runs' mapping options: arguments swapped, targets shared
+    "mapped+perm": lambda: PredicateMapping(revision="none", **PERM),
+    "treeboostler+weights+perm": lambda: TreeBoostler(revision="weights", **PERM),
+    "treeboostler+full+perm": lambda: TreeBoostler(revision="full", **PERM),
 }
 DIAG = (
     "n_mapped_clauses",
@@ -159,7 +164,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs", nargs="*", help="source:target, default all eight")
     ap.add_argument("--setting", default="scarce", choices=["scarce", "curve", "all_folds"])
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if not m.endswith("+perm")))
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")
     ap.add_argument("--plot", default=None, help="learning-curve PNG (setting curve)")
     ap.add_argument(

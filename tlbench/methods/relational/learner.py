@@ -287,8 +287,12 @@ class RelationalClassifierMixin:
             raise DataError(
                 f"the model predicts {self.target_predicate_!r}, the examples are of {X.target!r}"
             )
-        p = expit(self.model_.predict_logits(X))
+        p = expit(self.model_.predict_logits(self._target_view(X)))
         return np.column_stack([1.0 - p, p])
+
+    def _target_view(self, X: RelationalData) -> RelationalData:
+        """The target data as the model reads it (a mapping to inverse predicates adds them)."""
+        return X
 
     def predict(self, X: RelationalData) -> np.ndarray:
         """1 where the atom is more likely true than false."""

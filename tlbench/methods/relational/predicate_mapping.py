@@ -46,9 +46,11 @@ Deviations from the papers
   (TreeBoostler), so revision re-weights, adds and drops whole clauses instead of TAMAR's
   clause shortening/lengthening or TreeBoostler's branch pruning and expansion.
 - The mapping is global (one mapping for the whole model), as TreeBoostler's, not TAMAR's
-  per-clause mappings; argument order is kept (``r(a, b)`` maps to ``q(a, b)``, never
-  ``q(b, a)``), and two source predicates never share a target predicate (TreeBoostler's
-  recorded runs allowed both: ``searchArgPermutation`` and ``allowSameTargetMap``).
+  per-clause mappings; by default argument order is kept (``r(a, b)`` maps to ``q(a, b)``,
+  never ``q(b, a)``), and two source predicates never share a target predicate.
+  TreeBoostler's recorded runs allowed both (``searchArgPermutation`` and
+  ``allowSameTargetMap``): ``arg_permutations`` (binary predicates, through their inverses,
+  :func:`with_inverses`) and ``same_target`` turn them on.
 - Mappings are scored with the source weights recalibrated by a scale and a bias: the class
   balance and the clauses' frequencies differ between domains, and with the source weights
   as they are the likelihood mostly measures that shift (see :class:`MappingScorer`).
@@ -58,13 +60,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from ...errors import ConfigError, IncompatibleTaskError
+from ...errors import ConfigError, DataError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
@@ -176,16 +179,60 @@ class MappingScorer:
         return self.fit(mapping)[0]
 
 
+#: the suffix of a binary predicate's inverse (:func:`with_inverses`): q~inv(b, a) iff q(a, b)
+INVERSE_SUFFIX = "~inv"
+
+
+def with_inverses(data: RelationalData) -> RelationalData:
+    """``data`` with the inverse ``q~inv(b, a) <=> q(a, b)`` of every binary background predicate.
+
+    Mapping a source predicate to ``q~inv`` is mapping it to ``q`` with its arguments swapped
+    (TreeBoostler's ``searchArgPermutation``): ``companyceo(company, ceo)`` can then map to
+    ``athleteplaysforteam(athlete, team)`` read backwards under company -> team, ceo -> athlete.
+    A method that maps to inverses reads its target data, training and test, through this view.
+    """
+    preds, facts = dict(data.predicates), dict(data.facts)
+    for q, types in data.predicates.items():
+        if q == data.target or len(types) != 2 or q.endswith(INVERSE_SUFFIX):
+            continue
+        inv = q + INVERSE_SUFFIX
+        if inv in data.predicates:
+            raise DataError(
+                f"relational domain {data.name!r} declares {inv!r}, the name of {q!r}'s inverse"
+            )
+        preds[inv] = (types[1], types[0])
+        facts[inv] = tuple((b, a) for a, b in data.facts.get(q, ()))
+    return replace(data, predicates=preds, facts=facts)
+
+
+def base_predicate(name: str | None) -> str | None:
+    """The stored predicate behind a mapping target (``q`` for ``q~inv``)."""
+    if name is not None and name.endswith(INVERSE_SUFFIX):
+        return name[: -len(INVERSE_SUFFIX)]
+    return name
+
+
 def _candidates(
-    state: tuple[dict, dict], pred: str, src_types: dict, tgt_types: dict, target: str
+    state: tuple[dict, dict],
+    pred: str,
+    src_types: dict,
+    tgt_types: dict,
+    target: str,
+    same_target: bool = False,
 ) -> list[tuple[dict, dict]]:
-    """Every type-consistent assignment of ``pred`` to a free target predicate (no ``None``)."""
+    """Every type-consistent assignment of ``pred`` to a target predicate (no ``None``).
+
+    The target predicate must be free (no other source predicate maps to it or to its
+    inverse) unless ``same_target``.
+    """
     mapping, type_map = state
-    used = {v for v in mapping.values() if v is not None}
+    used = set() if same_target else {base_predicate(v) for v in mapping.values()} - {None}
     inverse = {v: k for k, v in type_map.items()}
     out = []
     for cand in sorted(tgt_types):
-        if cand == target or cand in used or len(tgt_types[cand]) != len(src_types[pred]):
+        if base_predicate(cand) in used or base_predicate(cand) == target:
+            continue
+        if len(tgt_types[cand]) != len(src_types[pred]):
             continue
         tm = dict(type_map)
         inv = dict(inverse)
@@ -201,17 +248,28 @@ def _candidates(
 
 
 def _extend(
-    state: tuple[dict, dict], pred: str, src_types: dict, tgt_types: dict, target: str
+    state: tuple[dict, dict],
+    pred: str,
+    src_types: dict,
+    tgt_types: dict,
+    target: str,
+    same_target: bool = False,
 ) -> list[tuple[dict, dict]]:
     """Every type-consistent assignment of ``pred`` on top of a partial mapping, plus nothing."""
     mapping, type_map = state
     return [
         ({**mapping, pred: None}, type_map),
-        *_candidates(state, pred, src_types, tgt_types, target),
+        *_candidates(state, pred, src_types, tgt_types, target, same_target),
     ]
 
 
-def _maximal(state: tuple[dict, dict], src_types: dict, tgt_types: dict, target: str) -> bool:
+def _maximal(
+    state: tuple[dict, dict],
+    src_types: dict,
+    tgt_types: dict,
+    target: str,
+    same_target: bool = False,
+) -> bool:
     """Whether no unmapped predicate of a complete mapping could still be mapped.
 
     A source predicate maps to nothing only when no free, type-consistent target predicate is
@@ -222,7 +280,7 @@ def _maximal(state: tuple[dict, dict], src_types: dict, tgt_types: dict, target:
     for pred, value in mapping.items():
         if value is None:
             rest = {k: v for k, v in mapping.items() if k != pred}
-            if _candidates((rest, type_map), pred, src_types, tgt_types, target):
+            if _candidates((rest, type_map), pred, src_types, tgt_types, target, same_target):
                 return False
     return True
 
@@ -258,25 +316,33 @@ def search_mappings(
     *,
     beam_width: int,
     max_exhaustive: int,
+    same_target: bool = False,
 ) -> tuple[list[tuple[float, dict[str, str | None], dict[str, str]]], str, int]:
     """Type-consistent mappings of the source predicates ``order``, scored, best first.
 
     Every maximal complete mapping when there are at most ``max_exhaustive`` of them; else a
     beam search in ``order``, where a predicate maps to nothing only when no candidate is
     left at its turn (later steps only use up targets and fix types, so every mapping kept is
-    maximal). ``scorer.score(mapping)`` is larger for a better mapping. Returns the scored
-    ``(score, mapping, type_map)`` list, the search's name and the number of complete
-    mappings.
+    maximal). ``scorer.score(mapping)`` is larger for a better mapping. ``same_target``: two
+    source predicates may map to one target predicate (TreeBoostler's ``allowSameTargetMap``);
+    a ``target`` read through :func:`with_inverses` offers every binary predicate both ways.
+    Returns the scored ``(score, mapping, type_map)`` list, the search's name and the number
+    of complete mappings.
     """
     src_types, tgt_types = dict(source.predicates), dict(target.predicates)
     start = ({source.target: target.target}, head_type_map(source, target))
-    options = [len(_extend(start, p, src_types, tgt_types, target.target)) for p in order]
+    tgt = target.target
+
+    def extend(state: tuple[dict, dict], p: str) -> list[tuple[dict, dict]]:
+        return _extend(state, p, src_types, tgt_types, tgt, same_target)
+
+    options = [len(extend(start, p)) for p in order]
     n_complete = int(np.prod(options, dtype=float)) if order else 1
     if n_complete <= max_exhaustive:
         states = [start]
         for p in order:  # all consistent complete mappings, then the maximal ones
-            states = [n for s in states for n in _extend(s, p, src_types, tgt_types, target.target)]
-        states = [s for s in states if _maximal(s, src_types, tgt_types, target.target)]
+            states = [n for s in states for n in extend(s, p)]
+        states = [s for s in states if _maximal(s, src_types, tgt_types, tgt, same_target)]
         scored = [(scorer.score(m), m, tm) for m, tm in states]
         search = "exhaustive"
     else:
@@ -284,7 +350,7 @@ def search_mappings(
         for p in order:
             grown = []
             for _, *s in beam:
-                nxt = _candidates(tuple(s), p, src_types, tgt_types, target.target)
+                nxt = _candidates(tuple(s), p, src_types, tgt_types, tgt, same_target)
                 nxt = nxt or [({**s[0], p: None}, s[1])]
                 grown += [(scorer.score(m), m, tm) for m, tm in nxt]
             grown.sort(key=_order_key)
@@ -303,6 +369,7 @@ def search_mapping(
     *,
     beam_width: int,
     max_exhaustive: int,
+    same_target: bool = False,
 ) -> tuple[dict[str, str | None], dict[str, str], dict[str, Any]]:
     """The best type-consistent mapping of the model's predicates (see the module docstring).
 
@@ -317,8 +384,9 @@ def search_mapping(
     # Greedy in the order of the clauses' weight when exhaustive search is too large
     # (TreeBoostler maps a tree's nodes top down).
     scored, search, n_complete = search_mappings(
-        source, target, order, scorer, beam_width=beam_width, max_exhaustive=max_exhaustive
-    )
+        source, target, order, scorer, beam_width=beam_width, max_exhaustive=max_exhaustive,
+        same_target=same_target,
+    )  # fmt: skip
     best_score, mapping, type_map = scored[0]
     info = {
         "search": search,
@@ -353,6 +421,12 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
     max_exhaustive : int, default=5000
         Largest number of complete mappings enumerated exhaustively (only the maximal ones,
         where no unmapped predicate could still map, are scored).
+    arg_permutations : bool, default=False
+        Also map a binary source predicate to a target predicate with its arguments swapped
+        (TreeBoostler's ``searchArgPermutation``; :func:`with_inverses`).
+    same_target : bool, default=False
+        Let two source predicates map to the same target predicate (TreeBoostler's
+        ``allowSameTargetMap``).
 
     Attributes
     ----------
@@ -401,6 +475,8 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         prior_C: float = 10.0,
         beam_width: int = 5,
         max_exhaustive: int = 5000,
+        arg_permutations: bool = False,
+        same_target: bool = False,
     ) -> None:
         self.revision = revision
         self.max_chain_len = max_chain_len
@@ -413,6 +489,11 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         self.prior_C = prior_C
         self.beam_width = beam_width
         self.max_exhaustive = max_exhaustive
+        self.arg_permutations = arg_permutations
+        self.same_target = same_target
+
+    def _target_view(self, X: RelationalData) -> RelationalData:
+        return with_inverses(X) if self.arg_permutations else X
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Learn on the source, search the mapping, revise on the labeled target examples."""
@@ -425,6 +506,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
         source, target = task.source.labeled(), task.target.labeled()
         check_examples(source.X, source.y, "source")
         check_examples(target.X, target.y, "target")
+        target = replace(target, X=self._target_view(target.X))
         times = {}
         t0 = time.perf_counter()
         self.source_model_ = learn_model(
@@ -448,6 +530,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
             target.X,
             beam_width=self.beam_width,
             max_exhaustive=self.max_exhaustive,
+            same_target=bool(self.same_target),
         )
         times["mapping_seconds"] = time.perf_counter() - t0
         transfer = self._transfer_summary(scorer, source.X, target.X)

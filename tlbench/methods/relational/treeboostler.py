@@ -7,7 +7,8 @@ dependency networks", Machine Learning 109, 2020 (https://doi.org/10.1007/s10994
    source example (negatives subsampled to ``neg_pos_ratio`` per positive, as BoostSRL does).
 2. **Mapping**: the source target predicate maps to the target's; every predicate the trees
    test maps to at most one free target predicate of the same arity whose argument types agree
-   with the (bijective) type mapping, argument order kept; the rules and the candidate
+   with the (bijective) type mapping, argument order kept (unless ``arg_permutations``:
+   then a binary predicate may also map backwards); the rules and the candidate
    generation are :mod:`.predicate_mapping`'s (:func:`search_mappings`). A
    predicate maps to nothing only when no free, type-consistent target predicate is left.
    Predicates are assigned in the order the trees first use them (tree by tree, breadth first:
@@ -47,9 +48,10 @@ Deviations from the paper
   ``B = c``: constants name things of the source world) is replaced by its false branch: in
   the target such a test has no grounding, so every example would take the false branch
   anyway. TreeBoostler instead drops the unmapped literal from the conjunction.
-- Argument order is kept and two source predicates never share a target predicate
-  (TreeBoostler's recorded runs allowed both: ``searchArgPermutation``,
-  ``allowSameTargetMap``).
+- By default argument order is kept and two source predicates never share a target
+  predicate; TreeBoostler's recorded runs allowed both (``searchArgPermutation``,
+  ``allowSameTargetMap``), here ``arg_permutations`` (binary predicates only, through their
+  inverses) and ``same_target``.
 - Revision points are leaves with a high gradient variance and inner nodes whose children are
   leaves; an expansion adds one test (a conjunction of at most ``node_size`` literals) per
   revision point, and acceptance is judged on a held-out part of the target training data.
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -71,7 +74,7 @@ from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
 from .learner import RelationalClassifierMixin, check_examples
-from .predicate_mapping import search_mappings
+from .predicate_mapping import search_mappings, with_inverses
 from .rdn_boost import (
     EQUALS,
     Grounder,
@@ -246,6 +249,7 @@ def search_tree_mapping(
     *,
     beam_width: int,
     max_exhaustive: int,
+    same_target: bool = False,
 ) -> tuple[dict[str, str | None], dict[str, str], dict[str, Any]]:
     """The best type-consistent mapping of the trees' predicates (module docstring, step 2).
 
@@ -258,6 +262,7 @@ def search_tree_mapping(
         scorer,
         beam_width=beam_width,
         max_exhaustive=max_exhaustive,
+        same_target=same_target,
     )
     best, mapping, type_map = scored[0]
     info = {
@@ -488,6 +493,11 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         Beam width of the mapping search when exhaustive search is too large.
     max_exhaustive : int, default=5000
         Largest number of complete mappings enumerated exhaustively.
+    arg_permutations : bool, default=False
+        Also map a binary predicate to a target predicate read with its arguments swapped
+        (the recorded runs' ``searchArgPermutation``; :func:`.predicate_mapping.with_inverses`).
+    same_target : bool, default=False
+        Let two source predicates map to one target predicate (``allowSameTargetMap``).
     validation_fraction : float, default=0.3
         Part of the target training examples (stratified) that judges revisions.
     revision_threshold : float, default=0.0025
@@ -539,6 +549,8 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         max_bindings: int = 1_000_000,
         beam_width: int = 5,
         max_exhaustive: int = 5000,
+        arg_permutations: bool = False,
+        same_target: bool = False,
         validation_fraction: float = 0.3,
         revision_threshold: float = 0.0025,
         random_state: int | None = 0,
@@ -556,9 +568,14 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         self.max_bindings = max_bindings
         self.beam_width = beam_width
         self.max_exhaustive = max_exhaustive
+        self.arg_permutations = arg_permutations
+        self.same_target = same_target
         self.validation_fraction = validation_fraction
         self.revision_threshold = revision_threshold
         self.random_state = random_state
+
+    def _target_view(self, X: RelationalData) -> RelationalData:
+        return with_inverses(X) if self.arg_permutations else X
 
     def _check_params(self) -> None:
         from .rdn_boost import RDNBoost
@@ -583,6 +600,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         source, target = task.source.labeled(), task.target.labeled()
         check_examples(source.X, source.y, "source")
         check_examples(target.X, target.y, "target")
+        target = replace(target, X=self._target_view(target.X))
         rng = np.random.default_rng(self.random_state)
         times = {}
         t0 = time.perf_counter()
@@ -613,6 +631,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             scorer,
             beam_width=self.beam_width,
             max_exhaustive=self.max_exhaustive,
+            same_target=bool(self.same_target),
         )
         mapped, n_dropped = map_trees(self.source_model_, self.mapping_)
         times["mapping_seconds"] = time.perf_counter() - t0
