@@ -239,3 +239,19 @@ def test_contract_registry_and_yaml():
     assert conf.pop("_target_") == "tlbench.methods.relational.treeboostler.TreeBoostler"
     assert conf.pop("random_state") == "${seed}"
     assert conf == {k: v for k, v in method.get_params().items() if k != "random_state"}
+
+
+def test_a_mapping_that_grounds_past_the_limit_is_not_chosen():
+    from tlbench.methods.relational.rdn_boost import GroundingLimit
+    from tlbench.methods.relational.treeboostler import TreeMappingScorer
+
+    task, _ = _planted(0)
+    method = TreeBoostler(revision="none").fit(task.without_test())
+    target = task.target
+    scorer = TreeMappingScorer(method.source_model_, target.X, target.y, max_bindings=1)
+    assert scorer.score(method.mapping_) == -np.inf and scorer.n_over_limit == 1
+    deep = next(t for t in method.model_.trees if t.n_tests)
+    with pytest.raises(GroundingLimit, match="more than 1 rows"):
+        deep.leaf_index(scorer.grounder, len(target.y), cap=1)
+    with pytest.raises(IncompatibleTaskError, match="max_bindings=1"):
+        TreeBoostler(revision="none", max_bindings=1, same_target=True).fit(task.without_test())

@@ -236,8 +236,13 @@ class RelationalRegressionTree:
         walk(self.root, "  ", "")
         return lines
 
-    def leaf_index(self, grounder: Grounder, n: int) -> np.ndarray:
-        """For each of the ``n`` examples of ``grounder``, the index of the leaf it reaches."""
+    def leaf_index(self, grounder: Grounder, n: int, cap: int | None = None) -> np.ndarray:
+        """For each of the ``n`` examples of ``grounder``, the index of the leaf it reaches.
+
+        ``cap``: the most grounding rows one test may produce; beyond it
+        :class:`GroundingLimit` is raised (a mapping search uses it to skip a mapping whose
+        tests would ground the target world combinatorially).
+        """
         out = np.full(n, -1, dtype=np.int64)
         seen = [0]  # leaves numbered in the order walk() reaches them: that of leaves()
 
@@ -246,7 +251,7 @@ class RelationalRegressionTree:
                 out[examples] = seen[0]
                 seen[0] += 1
                 return
-            ext = grounder.extend(rows, node.test)
+            ext = grounder.extend(rows, node.test, cap)
             hit = np.zeros(n, dtype=bool)
             hit[ext[:, 0]] = True
             walk(node.true, ext, examples[hit[examples]])
@@ -641,10 +646,15 @@ class Grounder:
         matched = order[starts + np.arange(total)]
         return np.hstack([np.repeat(rows, counts, axis=0), facts[matched][:, new]])
 
-    def extend(self, rows: np.ndarray, literals: Sequence[Literal]) -> np.ndarray:
-        """Rows extended by every literal of a conjunction."""
+    def extend(
+        self, rows: np.ndarray, literals: Sequence[Literal], cap: int | None = None
+    ) -> np.ndarray:
+        """Rows extended by every literal of a conjunction; past ``cap``: GroundingLimit."""
         for lit in literals:
-            rows = self.join(rows, lit)
+            joined = self.join(rows, lit, cap)
+            if joined is None:
+                raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
+            rows = joined
         return rows
 
 
@@ -670,6 +680,10 @@ class _LRU:
         while self.used > self.budget and len(self.items) > 1:
             _, old = self.items.popitem(last=False)
             self.used -= old.nbytes
+
+
+class GroundingLimit(Exception):
+    """A test grounds more rows than the caller's cap (see :meth:`Grounder.extend`)."""
 
 
 @dataclass

@@ -78,6 +78,7 @@ from .predicate_mapping import search_mappings, with_inverses
 from .rdn_boost import (
     EQUALS,
     Grounder,
+    GroundingLimit,
     RDNBoostModel,
     RelationalRegressionTree,
     TreeNode,
@@ -187,8 +188,16 @@ class TreeMappingScorer:
     :meth:`RDNBoostModel.refit_leaves`, computed on one shared grounding of the world).
     """
 
-    def __init__(self, model: RDNBoostModel, data: RelationalData, y: np.ndarray) -> None:
+    def __init__(
+        self,
+        model: RDNBoostModel,
+        data: RelationalData,
+        y: np.ndarray,
+        max_bindings: int | None = None,
+    ) -> None:
         self.model = model
+        self.max_bindings = max_bindings
+        self.n_over_limit = 0
         self.data = data
         self.y = np.asarray(y, dtype=float)
         self.grounder = Grounder(data)
@@ -196,11 +205,14 @@ class TreeMappingScorer:
         self._scores: dict[tuple, float] = {}
         self.n_scored = 0
 
-    def leaf_index(self, tree: RelationalRegressionTree) -> np.ndarray:
-        """Leaf reached by each example (cached by the tree's structure)."""
+    def leaf_index(self, tree: RelationalRegressionTree) -> np.ndarray | None:
+        """Leaf reached by each example (cached by the tree's structure); ``None`` past the cap."""
         key = _key(tree.root)
         if key not in self._leaves:
-            self._leaves[key] = tree.leaf_index(self.grounder, len(self.y))
+            try:
+                self._leaves[key] = tree.leaf_index(self.grounder, len(self.y), self.max_bindings)
+            except GroundingLimit:
+                self._leaves[key] = None
         return self._leaves[key]
 
     def score(self, mapping: Mapping[str, str | None]) -> float:
@@ -213,12 +225,18 @@ class TreeMappingScorer:
             psi = np.full(len(self.y), initial_potential(self.y, w, mapped.init_rule))
             for tree in mapped.trees:
                 leaf = self.leaf_index(tree)
+                if leaf is None:
+                    # a test of this mapping grounds the target world past max_bindings
+                    # rows (shared targets can chain high-fanout predicates): not usable
+                    self.n_over_limit += 1
+                    psi = None
+                    break
                 g = gradients(self.y, psi)
                 for k, node in enumerate(tree.leaves()):
                     at = leaf == k
                     value = mapped.step * float(g[at].mean()) if at.any() else node.value
                     psi[at] += value
-            self._scores[key] = -log_loss(self.y, psi)
+            self._scores[key] = -np.inf if psi is None else -log_loss(self.y, psi)
         return self._scores[key]
 
 
@@ -265,11 +283,17 @@ def search_tree_mapping(
         same_target=same_target,
     )
     best, mapping, type_map = scored[0]
+    if not np.isfinite(best):
+        raise IncompatibleTaskError(
+            f"every mapping of the {source.name or 'source'} trees grounds a test of the target "
+            f"world in more than max_bindings={scorer.max_bindings} rows"
+        )
     info = {
         "search": search,
         "n_mappings_upper_bound": n_complete,
         "n_candidates": len(scored),
         "n_scored": scorer.n_scored,
+        "n_over_bindings_limit": scorer.n_over_limit,
         "score": float(best),
         "score_no_tests": float(scorer.score({source.target: target.target})),
     }
@@ -623,7 +647,11 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         t0 = time.perf_counter()
         keep = subsample_negatives(np.asarray(target.y), self.neg_pos_ratio, rng)
         data, y = target.X.subset(keep), np.asarray(target.y)[keep]
-        scorer = TreeMappingScorer(self.source_model_, data, y)
+        # a shared or permuted target can chain a high-fanout predicate with itself, which
+        # grounds the world combinatorially: those searches skip mappings past max_bindings
+        # (the bijective default never came near it on the eight pairs; it stays uncapped)
+        wide = self.arg_permutations or self.same_target
+        scorer = TreeMappingScorer(self.source_model_, data, y, self.max_bindings if wide else None)
         self.mapping_, self.type_mapping_, search = search_tree_mapping(
             self.source_model_,
             source.X,
