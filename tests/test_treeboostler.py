@@ -253,5 +253,7 @@ def test_a_mapping_that_grounds_past_the_limit_is_not_chosen():
     deep = next(t for t in method.model_.trees if t.n_tests)
     with pytest.raises(GroundingLimit, match="more than 1 rows"):
         deep.leaf_index(scorer.grounder, len(target.y), cap=1)
-    with pytest.raises(IncompatibleTaskError, match="max_bindings=1"):
-        TreeBoostler(revision="none", max_bindings=1, same_target=True).fit(task.without_test())
+    with pytest.raises(IncompatibleTaskError, match="max_mapping_bindings=1"):
+        TreeBoostler(revision="none", max_mapping_bindings=1, same_target=True).fit(
+            task.without_test()
+        )
