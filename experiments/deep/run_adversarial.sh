@@ -21,7 +21,7 @@
 #     skips that second fit: the accuracy is the same (the main fit does not change).
 # The two directions run side by side, one thread each.
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_adversarial.sh
-#   python -m tlbench.report outputs/multirun/deep_adversarial_mnist_usps outputs/multirun/deep_adversarial_usps_mnist
+#   python -m tlbench.report outputs/multirun/deep_adversarial_mnist_usps   # and deep_adversarial_usps_mnist
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export TLBENCH_DATA_DIR=${TLBENCH_DATA_DIR:-../shared/data} OMP_NUM_THREADS=1
