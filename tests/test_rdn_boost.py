@@ -17,12 +17,14 @@ from sklearn.exceptions import NotFittedError
 from tlbench import ConfigError, IncompatibleTaskError
 from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
 from tlbench.errors import DataError
-from tlbench.methods.relational import relational_metrics
+from tlbench.methods.relational import rdn_boost, relational_metrics
 from tlbench.methods.relational.rdn_boost import (
     EQUALS,
     Grounder,
     Literal,
     RDNBoost,
+    RelationalRegressionTree,
+    TreeNode,
     gradients,
     learn_rdn_boost,
     log_loss,
@@ -171,6 +173,52 @@ def test_grounder_coverage_equals_brute_force():
     keep = g.test(rows, Literal(EQUALS, (1, data.examples[0][1])))
     assert keep.sum() == sum(ex[1] == data.examples[0][1] for ex in data.examples)
     assert not g.test(rows, Literal("p", (0, "no_such_constant"))).any()
+
+
+def _plain_leaf_index(tree: RelationalRegressionTree, g: Grounder, n: int) -> np.ndarray:
+    """The leaf of each example by carrying every grounding down the tree (no projection)."""
+    out, seen = np.full(n, -1), [0]
+
+    def walk(node, rows, examples):
+        if node.is_leaf:
+            out[examples] = seen[0]
+            seen[0] += 1
+            return
+        ext = g.extend(rows, node.test)
+        hit = np.zeros(n, dtype=bool)
+        hit[ext[:, 0]] = True
+        walk(node.true, ext, examples[hit[examples]])
+        walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]])
+
+    walk(tree.root, g.head_rows(), np.arange(n))
+    return out
+
+
+def test_leaf_index_with_projection_and_chunks_equals_the_plain_walk(monkeypatch):
+    data, y = _planted(seed=2)
+    g = Grounder(data)
+    leaf = TreeNode
+    # fan-out chains: Z (2) is read by the true branch, W (3) only inside its conjunction
+    chain = leaf(
+        (Literal("u", (0,)),),
+        true=leaf(
+            (Literal("p", (0, 2)), Literal("p", (3, 2)), Literal("r", (3, 1))),
+            true=leaf((Literal("s", (2, 1)),), true=leaf(value=1.0), false=leaf(value=2.0)),
+            false=leaf((Literal("r", (0, 2)),), true=leaf(value=3.0), false=leaf(value=4.0)),
+        ),
+        false=leaf((Literal("r", (0, 2)), Literal("s", (3, 2))), true=leaf(), false=leaf()),
+    )
+    trees = [RelationalRegressionTree(chain, "t", 2)]
+    trees += RDNBoost(n_trees=3, random_state=0).fit(_task(data, y)).model_.trees
+    for tree in trees:
+        want = _plain_leaf_index(tree, g, len(data))
+        assert (want >= 0).all()
+        np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
+        np.testing.assert_array_equal(tree.leaf_index(g, len(data), cap=10**9), want)
+        monkeypatch.setattr(rdn_boost, "LEAF_CHUNK", 7)
+        np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
+        monkeypatch.undo()
+    assert len(set(_plain_leaf_index(trees[0], g, len(data)))) == 6  # every leaf is reached
 
 
 # --------------------------------------------------------------------------- learning

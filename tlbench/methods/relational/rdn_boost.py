@@ -81,6 +81,8 @@ EQUALS = "="
 #: BoostSRL's fixed initial potential (``init="boostsrl"``).
 BOOSTSRL_INIT = -1.8
 INITS: tuple[str, ...] = ("zero", "log_odds", "boostsrl")
+#: Examples walked down a tree at once by :meth:`RelationalRegressionTree.leaf_index`.
+LEAF_CHUNK = 1024
 
 Arg = int | str  # an int is a variable (0 .. arity-1: the head's), a str a constant
 
@@ -242,22 +244,47 @@ class RelationalRegressionTree:
         ``cap``: the most grounding rows one test may produce; beyond it
         :class:`GroundingLimit` is raised (a mapping search uses it to skip a mapping whose
         tests would ground the target world combinatorially).
+
+        Rows carry only what the rest of the path needs: a literal whose new variables no
+        later test uses is a semi-join, and the variables the true branch never reads are
+        projected out (and the rows deduplicated) before it, so a chain of fan-out joins
+        (``follows`` after ``follows``) does not multiply the rows. Without a cap the examples
+        are also walked ``LEAF_CHUNK`` at a time, to bound the memory of one walk.
         """
         out = np.full(n, -1, dtype=np.int64)
         seen = [0]  # leaves numbered in the order walk() reaches them: that of leaves()
+        below: dict[int, set[int]] = {}  # id(node) -> variables its subtree's tests use
+
+        def uses(node: TreeNode) -> set[int]:
+            if id(node) not in below:
+                own = set().union(*(lit.variables() for lit in node.test))
+                below[id(node)] = own if node.is_leaf else own | uses(node.true) | uses(node.false)
+            return below[id(node)]
 
         def walk(node: TreeNode, rows: np.ndarray, examples: np.ndarray) -> None:
             if node.is_leaf:
                 out[examples] = seen[0]
                 seen[0] += 1
                 return
-            ext = grounder.extend(rows, node.test, cap)
+            needed = uses(node.true)
+            ext = grounder.extend(rows, node.test, cap, needed=needed)
+            drop = [1 + v for v in range(n_head, ext.shape[1] - 1) if v not in needed]
+            if drop and len(ext) > 1:
+                ext = ext.copy()
+                ext[:, drop] = -1  # never read again: rows that differ only there are one
+                ext = np.unique(ext, axis=0)
             hit = np.zeros(n, dtype=bool)
             hit[ext[:, 0]] = True
             walk(node.true, ext, examples[hit[examples]])
             walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]])
 
-        walk(self.root, grounder.head_rows(), np.arange(n))
+        head = grounder.head_rows()
+        n_head = head.shape[1] - 1
+        # with a cap, one walk over every example: the cap bounds the rows of the whole set
+        step = n if cap is not None else LEAF_CHUNK
+        for lo in range(0, n, max(step, 1)):
+            seen[0] = 0
+            walk(self.root, head[lo : lo + step], np.arange(lo, min(lo + step, n)))
         return out
 
 
@@ -647,10 +674,27 @@ class Grounder:
         return np.hstack([np.repeat(rows, counts, axis=0), facts[matched][:, new]])
 
     def extend(
-        self, rows: np.ndarray, literals: Sequence[Literal], cap: int | None = None
+        self,
+        rows: np.ndarray,
+        literals: Sequence[Literal],
+        cap: int | None = None,
+        needed: set[int] | None = None,
     ) -> np.ndarray:
-        """Rows extended by every literal of a conjunction; past ``cap``: GroundingLimit."""
-        for lit in literals:
+        """Rows extended by every literal of a conjunction; past ``cap``: GroundingLimit.
+
+        ``needed``: the variables read after the conjunction (``None``: all of them). A
+        literal none of whose new variables is needed, nor used by a later literal, is a
+        semi-join: its rows are kept, not multiplied, and its new variables' columns are -1.
+        """
+        for i, lit in enumerate(literals):
+            n_vars = rows.shape[1] - 1
+            if needed is not None and lit.predicate != EQUALS:
+                new = self._view(lit, n_vars)[3]
+                later = needed.union(*(other.variables() for other in literals[i + 1 :]))
+                if new and not any(lit.args[pos] in later for pos in new):
+                    rows = rows[self.test(rows, lit)]
+                    rows = np.hstack([rows, np.full((len(rows), len(new)), -1, np.int64)])
+                    continue
             joined = self.join(rows, lit, cap)
             if joined is None:
                 raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
