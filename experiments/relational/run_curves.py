@@ -2,13 +2,15 @@
 
 Usage: TLBENCH_DATA_DIR=... python experiments/relational/run_curves.py [source:target ...]
 [--setting scarce|curve|all_folds] [--methods scratch,rdn_boost,...] [--out FILE.jsonl]
-[--plot FILE.png] [--replot]
+[--plot FILE.png] [--replot] [--negatives closed_world|treeboostler]
 
 - ``scarce``: TreeBoostler's minimal-target-data protocol, ``dataset.train_fold=k`` for each
   target fold k: train on fold k, test on every other fold.
 - ``curve``: test on each target fold in turn, train on the next n folds, for n = 1 and about
   25 %, 50 % and all but one of the folds (the points a domain's folds allow); writes a plot.
 - ``all_folds``: the main table's protocol (test on one fold, train on all the others).
+- ``--negatives treeboostler``: the recorded TreeBoostler runs' negatives (README, "Under the
+  recorded runs' negatives"); with ``--setting scarce`` that is their protocol.
 
 Prints one JSON line per (pair, method, point, fold), appends them to ``--out`` and prints a
 Markdown summary (``--replot``: only the summary and the plot of the rows already in
@@ -170,12 +172,17 @@ def main() -> None:
     ap.add_argument(
         "--replot", action="store_true", help="only summarise and plot the rows of --out"
     )
+    ap.add_argument("--negatives", default="closed_world", help="closed_world | treeboostler")
     args = ap.parse_args()
     methods = args.methods.split(",")
     if args.replot:
         with open(args.out) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        rows = [r for r in rows if r["setting"] == args.setting]
+        rows = [
+            r
+            for r in rows
+            if r["setting"] == args.setting and r.get("negatives", "closed_world") == args.negatives
+        ]
         summary(rows, methods)
         if args.plot:
             plot(rows, methods, args.plot)
@@ -184,9 +191,10 @@ def main() -> None:
     data_dir = os.environ.get("TLBENCH_DATA_DIR", "data")
     rows = []
     for source, target in pairs:
-        k = relational(source=source, target=target, data_dir=data_dir).info["target_domain"]
+        common = dict(source=source, target=target, data_dir=data_dir, negatives=args.negatives)
+        k = relational(**common).info["target_domain"]
         for point, options in splits(args.setting, k["n_folds"]):
-            task = relational(source=source, target=target, data_dir=data_dir, **options)
+            task = relational(**common, **options)
             for name in methods:
                 row = {
                     "pair": f"{source}->{target}",
@@ -196,6 +204,8 @@ def main() -> None:
                     "train_folds": task.info["train_folds"],
                     "test_folds": task.info["test_folds"],
                 }
+                if args.negatives != "closed_world":
+                    row["negatives"] = args.negatives
                 row = run_one(name, task, row)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
