@@ -30,6 +30,7 @@ from tlbench.methods.relational.rdn_boost import (
     log_loss,
     parse_modes,
     read_modes,
+    value_types,
 )
 from tlbench.registry import METHODS
 from tlbench.task import Domain, RelationalData, TransferTask
@@ -320,6 +321,16 @@ def test_value_type_constants_and_head_tests():
     used = {lit for t in model.trees for n in t.nodes() for lit in n.test}
     assert any(lit.predicate == EQUALS for lit in used)
     assert any(lit.predicate == "tweets" and isinstance(lit.args[1], str) for lit in used)
+    # negatives that pair an account with an account (the recorded TreeBoostler runs'
+    # generator) put 10 accounts into the type "type"; its constants still come from the
+    # facts and the positives, so the head tests B = fan etc. stay available
+    wrong = tuple((a, b) for a in accounts for b in accounts[:10] if a != b)
+    mixed = replace(data, examples=examples + wrong, fold=None)
+    y_mixed = np.concatenate([y, np.zeros(len(wrong), dtype=int)])
+    assert "type" not in value_types(mixed, 10)
+    assert value_types(mixed, 10, y_mixed)["type"] == ["bot", "fan", "news"]
+    model = learn_rdn_boost(mixed, y_mixed, n_trees=3)
+    assert any(lit.predicate == EQUALS for t in model.trees for n in t.nodes() for lit in n.test)
 
 
 # --------------------------------------------------------------------------- TreeBoostler hooks

@@ -29,7 +29,9 @@ BoostSRL zip / background file holding them). Without them, modes are inferred f
 argument types of the data (declared or inferred by the dataset loader): every argument may be
 ``+`` or ``-`` (at least one ``+``), and an argument of a *value type* (at most
 ``max_constants`` constants, e.g. genres, course levels, account types) may also be ``#``; a
-head argument of a value type may be tested against each of its constants (``B = fan``).
+head argument of a value type may be tested against each of its constants (``B = fan``). A
+type's constants are read from the facts and the positive examples (a generated negative
+example is not evidence of what a type holds).
 
 Deviations from the paper (and from BoostSRL)
 ---------------------------------------------
@@ -957,9 +959,22 @@ class _TreeLearner:
         self._head = self.g.head_rows()
 
 
-def value_types(data: RelationalData, max_constants: int) -> dict[str, list[str]]:
-    """Types with at most ``max_constants`` constants, with their constants (sorted)."""
-    return {t: list(c) for t, c in data.entities.items() if 0 < len(c) <= max_constants}
+def value_types(
+    data: RelationalData, max_constants: int, y: np.ndarray | None = None
+) -> dict[str, list[str]]:
+    """Types with at most ``max_constants`` constants, with their constants (sorted).
+
+    With the labels ``y``, a type's constants are those of the facts and the positive
+    examples: a negative example is generated, not observed, and a generator that pairs
+    arguments regardless of type (the recorded TreeBoostler runs' ``accounttype(a1, a2)``)
+    would otherwise fill a small type such as Twitter's account types with every account.
+    """
+    if y is None:
+        entities = data.entities
+    else:
+        positive = tuple(e for e, label in zip(data.examples, y, strict=True) if label > 0)
+        entities = replace(data, examples=positive, fold=None).entities
+    return {t: list(c) for t, c in entities.items() if 0 < len(c) <= max_constants}
 
 
 def learn_rdn_boost(
@@ -1002,7 +1017,7 @@ def learn_rdn_boost(
     """
     y = np.asarray(y, dtype=float)
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-    constants = value_types(data, max_constants)
+    constants = value_types(data, max_constants, y)
     if modes is None:
         used_modes = infer_modes(data, set(constants))
     else:  # a declared ``#`` argument may take any constant of its type, as in BoostSRL

@@ -391,7 +391,7 @@ def revise_trees(
     g_data, v_data = data.subset(grow), data.subset(valid)
     yg, yv = y[grow], y[valid]
     gg, gv = Grounder(g_data), Grounder(v_data)
-    constants = value_types(g_data, max_constants)
+    constants = value_types(g_data, max_constants, yg)
     learner = _TreeLearner(
         gg,
         infer_modes(g_data, set(constants)),
