@@ -25,6 +25,7 @@ everything else:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -1018,6 +1019,10 @@ class Trainer:
         if not dist.is_initialized():
             backend = "nccl" if self.device_.type == "cuda" else "gloo"
             dist.init_process_group(backend=backend)
+            # the trainer started the group, so it ends it, before the interpreter's teardown:
+            # a rank that exits while its peer still talks aborts the peer ("terminate called
+            # without an active exception")
+            atexit.register(_end_process_group)
         ids = [self.device_.index] if self.device_.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(staged, device_ids=ids)
 
@@ -1210,3 +1215,15 @@ def _weighted_ce(
     if weight is not None:
         ce = ce * weight
     return ce.sum() / len(y)
+
+
+def _end_process_group() -> None:
+    """Meet every rank once more, then destroy the process group (registered at exit)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()  # a crashed peer makes this raise; torchrun then ends the others
+    finally:
+        dist.destroy_process_group()
