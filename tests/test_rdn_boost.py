@@ -176,25 +176,6 @@ def test_grounder_coverage_equals_brute_force():
     assert not g.test(rows, Literal("p", (0, "no_such_constant"))).any()
 
 
-def _plain_leaf_index(tree: RelationalRegressionTree, g: Grounder, n: int) -> np.ndarray:
-    """The leaf of each example by carrying every grounding down the tree (no projection)."""
-    out, seen = np.full(n, -1), [0]
-
-    def walk(node, rows, examples):
-        if node.is_leaf:
-            out[examples] = seen[0]
-            seen[0] += 1
-            return
-        ext = g.extend(rows, node.test)
-        hit = np.zeros(n, dtype=bool)
-        hit[ext[:, 0]] = True
-        walk(node.true, ext, examples[hit[examples]])
-        walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]])
-
-    walk(tree.root, g.head_rows(), np.arange(n))
-    return out
-
-
 def test_leaf_index_with_projection_and_chunks_equals_the_plain_walk(monkeypatch):
     data, y = _planted(seed=2)
     g = Grounder(data)
@@ -212,14 +193,14 @@ def test_leaf_index_with_projection_and_chunks_equals_the_plain_walk(monkeypatch
     trees = [RelationalRegressionTree(chain, "t", 2)]
     trees += RDNBoost(n_trees=3, random_state=0).fit(_task(data, y)).model_.trees
     for tree in trees:
-        want = _plain_leaf_index(tree, g, len(data))
+        want = tree.leaf_index(g, len(data), project=False)  # every grounding carried
         assert (want >= 0).all()
         np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
         np.testing.assert_array_equal(tree.leaf_index(g, len(data), cap=10**9), want)
         monkeypatch.setattr(rdn_boost, "LEAF_CHUNK", 7)
         np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
         monkeypatch.undo()
-    assert len(set(_plain_leaf_index(trees[0], g, len(data)))) == 6  # every leaf is reached
+    assert len(set(trees[0].leaf_index(g, len(data), project=False))) == 6  # all leaves reached
 
 
 # --------------------------------------------------------------------------- learning

@@ -37,6 +37,7 @@ from tlbench.methods.relational.clauses import (
 )
 from tlbench.methods.relational.learner import RelationalScratch
 from tlbench.methods.relational.predicate_mapping import PredicateMapping
+from tlbench.methods.relational.rdn_boost import value_types
 from tlbench.task import Domain, RelationalData, TransferTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -323,6 +324,23 @@ def test_loader_counts_match_source(data_dir, domain):
     leaks["nell_finances"] = ["economicsectorcompany"]
     assert info["dropped_predicates"] == leaks.get(domain, [])
     assert target not in data.facts
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_value_types_ignore_generated_negatives_only_where_they_break_types(data_dir, domain):
+    # every training set the relational tables use (all folds but one, one fold): under
+    # closed-world negatives reading a type's constants from the positives changes nothing;
+    # under the recorded TreeBoostler runs' negatives it changes Twitter only
+    for negatives in ("closed_world", "treeboostler"):
+        data, y, _ = load_domain(data_dir, domain, negatives=negatives)
+        changed = False
+        for k in np.unique(data.fold):
+            for keep in (data.fold != k, data.fold == k):
+                sub = data.subset(np.flatnonzero(keep))
+                with_y = value_types(sub, 10, y[keep])
+                changed |= with_y != value_types(sub, 10)
+        assert changed == (negatives == "treeboostler" and domain == "twitter"), negatives
 
 
 @pytest.mark.realdata

@@ -240,7 +240,9 @@ class RelationalRegressionTree:
         walk(self.root, "  ", "")
         return lines
 
-    def leaf_index(self, grounder: Grounder, n: int, cap: int | None = None) -> np.ndarray:
+    def leaf_index(
+        self, grounder: Grounder, n: int, cap: int | None = None, project: bool = True
+    ) -> np.ndarray:
         """For each of the ``n`` examples of ``grounder``, the index of the leaf it reaches.
 
         ``cap``: the most grounding rows one test may produce; beyond it
@@ -252,6 +254,8 @@ class RelationalRegressionTree:
         projected out (and the rows deduplicated) before it, so a chain of fan-out joins
         (``follows`` after ``follows``) does not multiply the rows. Without a cap the examples
         are also walked ``LEAF_CHUNK`` at a time, to bound the memory of one walk.
+        ``project=False`` carries every grounding down in one walk: the plain walk, kept as
+        the reference that the projected one is tested and benchmarked against.
         """
         out = np.full(n, -1, dtype=np.int64)
         seen = [0]  # leaves numbered in the order walk() reaches them: that of leaves()
@@ -268,9 +272,10 @@ class RelationalRegressionTree:
                 out[examples] = seen[0]
                 seen[0] += 1
                 return
-            needed = uses(node.true)
+            needed = uses(node.true) if project else None
             ext = grounder.extend(rows, node.test, cap, needed=needed)
-            drop = [1 + v for v in range(n_head, ext.shape[1] - 1) if v not in needed]
+            drop = [] if needed is None else [1 + v for v in range(n_head, ext.shape[1] - 1)
+                                              if v not in needed]  # fmt: skip
             if drop and len(ext) > 1:
                 ext = ext.copy()
                 ext[:, drop] = -1  # never read again: rows that differ only there are one
@@ -283,7 +288,7 @@ class RelationalRegressionTree:
         head = grounder.head_rows()
         n_head = head.shape[1] - 1
         # with a cap, one walk over every example: the cap bounds the rows of the whole set
-        step = n if cap is not None else LEAF_CHUNK
+        step = n if cap is not None or not project else LEAF_CHUNK
         for lo in range(0, n, max(step, 1)):
             seen[0] = 0
             walk(self.root, head[lo : lo + step], np.arange(lo, min(lo + step, n)))
