@@ -56,6 +56,11 @@ METHODS = {
     "mapped+perm": lambda: PredicateMapping(revision="none", **PERM),
     "treeboostler+weights+perm": lambda: TreeBoostler(revision="weights", **PERM),
     "treeboostler+full+perm": lambda: TreeBoostler(revision="full", **PERM),
+    # recursion (BoostSRL's recursion=true): trees may read the target's other known atoms
+    "rdn_boost+rec": lambda: RDNBoost(recursion=True),
+    "treeboostler+none+rec": lambda: TreeBoostler(revision="none", recursion=True),
+    "treeboostler+weights+rec": lambda: TreeBoostler(revision="weights", recursion=True),
+    "treeboostler+full+rec": lambda: TreeBoostler(revision="full", recursion=True),
 }
 DIAG = (
     "n_mapped_clauses",
@@ -64,6 +69,9 @@ DIAG = (
     "n_pruned",
     "n_expanded",
     "revision_kept",
+    "n_recursive_nodes",
+    "n_source_recursive_nodes",
+    "n_final_recursive_nodes",
 )
 
 
@@ -166,7 +174,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs", nargs="*", help="source:target, default all eight")
     ap.add_argument("--setting", default="scarce", choices=["scarce", "curve", "all_folds"])
-    ap.add_argument("--methods", default=",".join(m for m in METHODS if not m.endswith("+perm")))
+    ap.add_argument(
+        "--methods",
+        default=",".join(m for m in METHODS if not m.endswith(("+perm", "+rec"))),
+    )
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")
     ap.add_argument("--plot", default=None, help="learning-curve PNG (setting curve)")
     ap.add_argument(

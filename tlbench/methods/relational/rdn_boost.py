@@ -47,9 +47,16 @@ Deviations from the paper (and from BoostSRL)
   (a grounding exists), as in BoostSRL's RDN trees; grounding counts are not used.
 - Negatives are subsampled once per fit to ``neg_pos_ratio`` per positive (BoostSRL's
   ``-negPosRatio``, default 2), seeded by ``random_state``; ``None`` keeps all of them.
-- No recursion (the target predicate never appears in a body; BoostSRL's ``recursion=false``
-  default) and no joint inference over several target predicates: one conditional, as RDN-Boost
-  with a single query predicate.
+- Recursion is off by default (BoostSRL's ``recursion=false``). With ``recursion=True`` the
+  target's other atoms are facts of ``recursion_<target>`` (BoostSRL's name), with the
+  target's argument types: while learning they are the training positives, and an example
+  never grounds a test with an atom of its own subject (first argument; see
+  :func:`with_recursion`: BoostSRL only leaves out the example's own atom); when
+  predicting they are the training positives,
+  and the atoms being predicted are filled in by five rounds of iterative classification
+  with hard labels, where BoostSRL and the RDN papers sample (Gibbs). The recorded
+  TreeBoostler runs also added every fold's positives, test folds included, as facts; here
+  no test label is read. One target predicate, no joint inference over several.
 - A candidate test whose groundings would exceed ``max_bindings`` rows is skipped during
   learning (counted in ``diagnostics_["skipped_candidates"]``); prediction has no such limit.
 """
@@ -85,6 +92,12 @@ BOOSTSRL_INIT = -1.8
 INITS: tuple[str, ...] = ("zero", "log_odds", "boostsrl")
 #: Examples walked down a tree at once by :meth:`RelationalRegressionTree.leaf_index`.
 LEAF_CHUNK = 1024
+#: Rows one slice of a projected join may produce (:meth:`Grounder.extend`).
+JOIN_BUDGET = 2_000_000
+#: BoostSRL's name prefix for the target's other atoms read as facts (``recursion=true``).
+RECURSION_PREFIX = "recursion_"
+#: Rounds of iterative classification when a recursive model predicts.
+RECURSION_ROUNDS = 5
 
 Arg = int | str  # an int is a variable (0 .. arity-1: the head's), a str a constant
 
@@ -313,6 +326,11 @@ class RDNBoostModel:
         The step length the leaf values were scaled by (kept for :meth:`refit_leaves`).
     init_rule : {"zero", "log_odds", "boostsrl"}
         How ``init`` was chosen (what :meth:`refit_leaves` recomputes).
+    recursion : bool
+        Whether the trees may test ``recursion_<target>``, the target's other atoms.
+    evidence : tuple of tuple of str
+        With ``recursion``: the target atoms known to be true when predicting (the training
+        positives); the atoms being predicted are filled in by iterative classification.
     """
 
     target: str
@@ -322,19 +340,61 @@ class RDNBoostModel:
     step: float = 1.0
     init_rule: str = "zero"
     info: dict[str, Any] = field(default_factory=dict)
+    recursion: bool = False
+    evidence: tuple[tuple[str, ...], ...] = ()
 
     def predicates(self) -> set[str]:
         """Body predicates used by any tree."""
         return set().union(*(t.predicates() for t in self.trees)) if self.trees else set()
 
-    def predict_logits(self, data: RelationalData) -> np.ndarray:
-        """``psi`` of every example of ``data`` (its world's facts ground the trees)."""
+    @property
+    def recursive(self) -> bool:
+        """Whether a tree tests ``recursion_<target>``."""
+        return recursion_predicate(self.target) in self.predicates()
+
+    def predict_logits(self, data: RelationalData, n_iter: int = RECURSION_ROUNDS) -> np.ndarray:
+        """``psi`` of every example of ``data`` (its world's facts ground the trees).
+
+        A recursive model reads ``evidence`` as the known atoms of the target; the atoms
+        being predicted start unknown (false) and, ``n_iter`` times, those the model predicts
+        true (``psi > 0``) join the known atoms (iterative classification, Neville & Jensen,
+        JMLR 8, 2007, with hard labels), stopping early when those atoms stop changing. An
+        example never reads an atom of its own subject.
+        """
+        if not self.recursion:
+            self._check_data(data)
+            return self._logits(Grounder(data), len(data), self.trees)
+        rec = recursion_predicate(self.target)
+        reads = [t for t in self.trees if rec in t.predicates()]
+        others = [t for t in self.trees if rec not in t.predicates()]
+        # trees that read no target atom do not change from round to round
+        fixed = self._logits(Grounder(self._with_known(data, self.evidence)), len(data), others)
+        psi, guessed = fixed, ()
+        for k in range(1 + (n_iter if reads else 0)):
+            known = self._with_known(data, self.evidence + guessed)
+            psi = fixed + self._logits(Grounder(known), len(data), reads, init=0.0)
+            now = tuple(e for e, z in zip(data.examples, psi, strict=True) if z > 0)
+            if k and now == guessed:  # a fixed point: another round would repeat this one
+                break
+            guessed = now
+        return psi
+
+    def _with_known(self, data: RelationalData, atoms: Sequence[tuple[str, ...]]):
+        data = with_recursion(data, atoms)
         self._check_data(data)
-        grounder = Grounder(data)
-        psi = np.full(len(data), self.init)
-        for tree in self.trees:
+        return data
+
+    def _logits(
+        self,
+        grounder: Grounder,
+        n: int,
+        trees: Sequence[RelationalRegressionTree],
+        init: float | None = None,
+    ) -> np.ndarray:
+        psi = np.full(n, self.init if init is None else init)
+        for tree in trees:
             values = np.array([leaf.value for leaf in tree.leaves()])
-            psi += values[tree.leaf_index(grounder, len(data))]
+            psi += values[tree.leaf_index(grounder, n)]
         return psi
 
     def rename(self, mapping: Mapping[str, str]) -> RDNBoostModel:
@@ -367,6 +427,7 @@ class RDNBoostModel:
             target=mapping.get(self.target, self.target),
             trees=[t.rename(mapping) for t in self.trees],
             info=dict(self.info),
+            evidence=(),  # atoms of the source world
         )
 
     def refit_leaves(
@@ -392,10 +453,13 @@ class RDNBoostModel:
         -------
         model : RDNBoostModel
         """
-        self._check_data(data)
         y = np.asarray(y, dtype=float)
         if y.shape != (len(data),):
             raise DataError(f"{len(y)} labels for {len(data)} examples of {self.target!r}")
+        evidence = positive_atoms(data, y) if self.recursion else ()
+        if self.recursion:  # each example reads the other examples' labels, never its own
+            data = with_recursion(data, evidence)
+        self._check_data(data)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
         grounder = Grounder(data)
         init = initial_potential(y, w, self.init_rule)
@@ -412,7 +476,7 @@ class RDNBoostModel:
                     node.value = self.step * float(np.sum(w[at] * g[at]) / np.sum(w[at]))
                 psi[at] += node.value
             trees.append(tree)
-        return replace(self, trees=trees, init=init, info=dict(self.info))
+        return replace(self, trees=trees, init=init, info=dict(self.info), evidence=evidence)
 
     def describe(self) -> list[str]:
         """Every tree as text."""
@@ -543,6 +607,53 @@ def infer_modes(data: RelationalData, value_types: set[str]) -> dict[str, list[t
 # --------------------------------------------------------------------------- grounding
 
 
+def recursion_predicate(target: str) -> str:
+    """The name under which the target's other atoms are facts (BoostSRL's ``recursion_t``)."""
+    return RECURSION_PREFIX + target
+
+
+def with_recursion(data: RelationalData, atoms: Sequence[tuple[str, ...]]) -> RelationalData:
+    """``data`` with ``atoms`` (known true atoms of the target) as facts of ``recursion_<t>``.
+
+    The predicate has the target's argument types. A tree test on it asks whether some atom
+    of the target *about another subject* is known to be true: :class:`Grounder` never lets
+    an example ``t(a, b)`` ground it with an atom ``t(a, ...)``, its own included. When
+    predicting, every candidate atom of a subject (``t(a, b)`` and its negatives ``t(a, b')``)
+    is queried together, so none of them is known; a learner that read them while learning
+    would learn "another value of ``a`` is known, so not this one", which never holds when
+    predicting (on a toy world of labeled groups it ranks the test atoms at exactly 0.5).
+
+    A domain that declares the name itself with other argument types is refused; one that
+    declares it with the target's types gets its facts replaced.
+    """
+    rec, types = recursion_predicate(data.target), tuple(data.predicates[data.target])
+    if rec in data.predicates and tuple(data.predicates[rec]) != types:
+        raise DataError(
+            f"relational domain {data.name!r} declares {rec!r}, the name recursion gives the "
+            f"other atoms of {data.target!r}"
+        )
+    atoms = tuple(dict.fromkeys(tuple(a) for a in atoms))
+    bad = next((a for a in atoms if len(a) != len(types)), None)
+    if bad is not None:
+        raise DataError(f"known atom {data.target}{bad} has {len(bad)} arguments, not {len(types)}")
+    return replace(
+        data, predicates={**data.predicates, rec: types}, facts={**data.facts, rec: atoms}
+    )
+
+
+def count_recursive_nodes(model: RDNBoostModel) -> int:
+    """Test nodes of ``model`` that read ``recursion_<target>``."""
+    rec = recursion_predicate(model.target)
+    return sum(
+        any(lit.predicate == rec for lit in node.test) for t in model.trees for node in t.nodes()
+    )
+
+
+def positive_atoms(data: RelationalData, y: np.ndarray) -> tuple[tuple[str, ...], ...]:
+    """The examples of ``data`` labeled 1."""
+    return tuple(e for e, label in zip(data.examples, np.asarray(y), strict=True) if label > 0)
+
+
 class Grounder:
     """A world's facts as integer arrays, for joining clause bodies with numpy.
 
@@ -578,6 +689,10 @@ class Grounder:
             for p, atoms in data.facts.items()
         }
         self._views: dict[tuple, tuple] = {}
+        # the target's known atoms (``recursion_<target>``) that an example may read: never
+        # one of its own subject (see :func:`with_recursion`)
+        rec = recursion_predicate(data.target)
+        self.recursive = rec if rec in data.predicates else None
 
     def head_rows(self) -> np.ndarray:
         """One row per example: ``(index, codes of its arguments)``."""
@@ -650,6 +765,8 @@ class Grounder:
         if lit.predicate == EQUALS:
             var, const = lit.args
             return rows[:, 1 + var] == self.codes.get(const, -1)
+        if lit.predicate == self.recursive:
+            return self._recursive_test(rows, lit, n_vars)
         keys, _, _, _, dense, bitmap = self._view(lit, n_vars)
         probe = self._bound_keys(rows, lit, n_vars)
         if dense is not None:
@@ -678,7 +795,34 @@ class Grounder:
             return None
         starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
         matched = order[starts + np.arange(total)]
-        return np.hstack([np.repeat(rows, counts, axis=0), facts[matched][:, new]])
+        out = np.hstack([np.repeat(rows, counts, axis=0), facts[matched][:, new]])
+        if lit.predicate == self.recursive:
+            out = out[~self._is_own_atom(out, lit)]
+        return out
+
+    def _is_own_atom(self, rows: np.ndarray, lit: Literal) -> np.ndarray:
+        """Whether ``lit`` (every variable bound) grounds to an atom of the example's subject."""
+        a = lit.args[0]
+        return rows[:, 1] == (self.codes.get(a, -1) if isinstance(a, str) else rows[:, 1 + a])
+
+    def _recursive_test(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
+        """Rows with a grounding of a ``recursion_<target>`` literal not of their own subject.
+
+        With a new variable as the literal's first argument, the known atoms matching the
+        bound arguments are counted, and those whose subject is the example's are subtracted
+        (counted as the same literal with the head's first variable in that place).
+        """
+        a = lit.args[0]
+        if isinstance(a, str) or a < n_vars:
+            hit = self._count(rows, lit, n_vars) > 0
+            return hit & ~self._is_own_atom(rows, lit)
+        own = Literal(lit.predicate, (0, *lit.args[1:]))
+        return self._count(rows, lit, n_vars) > self._count(rows, own, n_vars)
+
+    def _count(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
+        keys = self._view(lit, n_vars)[0]
+        probe = self._bound_keys(rows, lit, n_vars)
+        return np.searchsorted(keys, probe, side="right") - np.searchsorted(keys, probe)
 
     def extend(
         self,
@@ -692,21 +836,66 @@ class Grounder:
         ``needed``: the variables read after the conjunction (``None``: all of them). A
         literal none of whose new variables is needed, nor used by a later literal, is a
         semi-join: its rows are kept, not multiplied, and its new variables' columns are -1.
+        With ``needed``, after each join the variables nothing later reads (but the head's)
+        are projected out and the rows deduplicated, and a join that would produce more than
+        ``JOIN_BUDGET`` rows is done in slices, each projected before the next: a chain such
+        as ``recursion_t(C, B), r(D, C)`` then costs the distinct ``(A, B, D)``, not every
+        ``(C, D)`` path to them.
         """
+        n_head = len(self.data.predicates[self.data.target])
         for i, lit in enumerate(literals):
             n_vars = rows.shape[1] - 1
-            if needed is not None and lit.predicate != EQUALS:
-                new = self._view(lit, n_vars)[3]
-                later = needed.union(*(other.variables() for other in literals[i + 1 :]))
-                if new and not any(lit.args[pos] in later for pos in new):
-                    rows = rows[self.test(rows, lit)]
-                    rows = np.hstack([rows, np.full((len(rows), len(new)), -1, np.int64)])
-                    continue
-            joined = self.join(rows, lit, cap)
-            if joined is None:
-                raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
-            rows = joined
+            if needed is None or lit.predicate == EQUALS:
+                joined = self.join(rows, lit, cap)
+                if joined is None:
+                    raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
+                rows = joined
+                continue
+            new = self._view(lit, n_vars)[3]
+            later = needed.union(*(other.variables() for other in literals[i + 1 :]))
+            if new and not any(lit.args[pos] in later for pos in new):
+                rows = rows[self.test(rows, lit)]
+                rows = np.hstack([rows, np.full((len(rows), len(new)), -1, np.int64)])
+                continue
+            rows = self._join_projected(rows, lit, cap, later, n_head)
         return rows
+
+    def _join_projected(
+        self, rows: np.ndarray, lit: Literal, cap: int | None, keep: set[int], n_head: int
+    ) -> np.ndarray:
+        """:meth:`join`, then the variables outside ``keep`` (and the head) projected out."""
+        n_vars = rows.shape[1] - 1
+        drop = [1 + v for v in range(n_head, n_vars + len(self._view(lit, n_vars)[3]))
+                if v not in keep]  # fmt: skip
+        # a literal with no new variable is a filter: never more rows than it is given
+        counts = self._match_counts(rows, lit, n_vars) if self._view(lit, n_vars)[3] else None
+        total = len(rows) if counts is None else int(counts.sum())  # recursion: at most
+        if counts is not None and cap is not None and total > cap:
+            raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
+        if counts is None or total <= JOIN_BUDGET:
+            pieces = [(0, len(rows))]
+        else:
+            ends = np.searchsorted(np.cumsum(counts), np.arange(1, total // JOIN_BUDGET + 1)
+                                   * JOIN_BUDGET, side="right")  # fmt: skip
+            bounds = np.unique(np.concatenate([[0], np.maximum(ends, 1), [len(rows)]]))
+            pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
+        out = []
+        for lo, hi in pieces:
+            part = self.join(rows[lo:hi], lit)
+            if drop and len(part) > 1:
+                part[:, drop] = -1  # never read again: rows that differ only there are one
+                part = np.unique(part, axis=0)
+            out.append(part)
+        joined = out[0] if len(out) == 1 else np.concatenate(out)
+        return np.unique(joined, axis=0) if drop and len(out) > 1 else joined
+
+    def _match_counts(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
+        """How many facts of ``lit`` each row joins with."""
+        keys, _, _, _, dense, _ = self._view(lit, n_vars)
+        probe = self._bound_keys(rows, lit, n_vars)
+        if dense is not None:
+            return dense[0][probe]
+        return np.searchsorted(keys, probe, side="right") - np.searchsorted(keys, probe)
 
 
 # --------------------------------------------------------------------------- tree learning
@@ -769,6 +958,7 @@ class _TreeLearner:
         self.g = grounder
         self.types = dict(data.predicates)
         self.target = data.target
+        self.recursive = grounder.recursive
         self.arity = len(self.types[self.target])
         self.n = len(data.examples)
         self.modes = {p: m for p, m in modes.items() if p in self.types}
@@ -814,6 +1004,8 @@ class _TreeLearner:
                         continue
                     if need and not any(isinstance(c, int) and c in need for c in combo):
                         continue
+                    if pred == self.recursive and combo[0] == 0:
+                        continue  # an atom of the example's own subject: never readable
                     args, new, nxt = [], [], n
                     for c, typ in zip(combo, types, strict=True):
                         if c is None:
@@ -997,6 +1189,7 @@ def learn_rdn_boost(
     modes: Mapping[str, list[tuple[str, ...]]] | None = None,
     max_bindings: int = 1_000_000,
     sample_weight: np.ndarray | None = None,
+    recursion: bool = False,
 ) -> RDNBoostModel:
     """Fit ``n_trees`` relational regression trees by functional gradient boosting.
 
@@ -1014,6 +1207,9 @@ def learn_rdn_boost(
         Largest number of grounding rows a candidate test may produce while learning.
     sample_weight : ndarray, optional
         Example weights (default 1).
+    recursion : bool
+        Let tests read the other training positives (:func:`with_recursion`), as BoostSRL's
+        ``recursion=true``; the model keeps them as the evidence it predicts with.
 
     Returns
     -------
@@ -1022,6 +1218,9 @@ def learn_rdn_boost(
     """
     y = np.asarray(y, dtype=float)
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    evidence = positive_atoms(data, y) if recursion else ()
+    if recursion:
+        data = with_recursion(data, evidence)
     constants = value_types(data, max_constants, y)
     if modes is None:
         used_modes = infer_modes(data, set(constants))
@@ -1070,6 +1269,8 @@ def learn_rdn_boost(
         init=psi0,
         step=step,
         init_rule=init,
+        recursion=recursion,
+        evidence=evidence,
         info={
             "train_loss": losses,
             "tree_seconds": seconds,
@@ -1122,6 +1323,12 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         ``None``: inferred from the argument types. Only predicates with a mode are used.
     max_bindings : int, default=1000000
         Grounding rows a candidate test may produce while learning (larger ones are skipped).
+    recursion : bool, default=False
+        Let tests read the target's other atoms as ``recursion_<target>`` facts (BoostSRL's
+        ``recursion=true``): the other training labels while learning; the training
+        positives and, by iterative classification, the model's own predictions when
+        predicting. No example reads an atom of its own subject (first argument), and no
+        test label is read.
     random_state : int or None, default=0
         Seeds the negative subsample.
 
@@ -1159,6 +1366,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         max_constants: int = 10,
         modes: str | list[str] | None = None,
         max_bindings: int = 1_000_000,
+        recursion: bool = False,
         random_state: int | None = 0,
     ) -> None:
         self.n_trees = n_trees
@@ -1172,6 +1380,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         self.max_constants = max_constants
         self.modes = modes
         self.max_bindings = max_bindings
+        self.recursion = recursion
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -1235,6 +1444,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
             max_constants=self.max_constants,
             modes=modes,
             max_bindings=self.max_bindings,
+            recursion=bool(self.recursion),
         )
         seconds = time.perf_counter() - start
         self.target_predicate_ = data.target
@@ -1252,6 +1462,8 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
             "n_train_positives": int(y.sum()),
             "modes": "declared (method.modes)" if modes is not None else "inferred from types",
             "value_types": info["value_types"],
+            "recursion": bool(self.recursion),
+            "n_recursive_nodes": count_recursive_nodes(self.model_),
             "scored_candidates": info["scored_candidates"],
             "skipped_candidates": info["skipped_candidates"],
             "trees": self.model_.describe(),

@@ -43,7 +43,9 @@ with a test left, ``n_mapped_nodes``), the nodes dropped by the mapping, the rev
 Deviations from the paper
 -------------------------
 - The RDN-Boost learner is :mod:`.rdn_boost`'s pure-Python one, not BoostSRL (see its
-  deviations); no recursion, one target predicate.
+  deviations); one target predicate. Recursion (``recursion``) is off by default; the recorded
+  runs had it on and read every fold's positives, test folds included, as facts: here the
+  known atoms are the target training positives only.
 - A node whose test uses an unmapped predicate or a constant (``#`` argument, head test
   ``B = c``: constants name things of the source world) is replaced by its false branch: in
   the target such a test has no grounding, so every example would take the false branch
@@ -84,13 +86,17 @@ from .rdn_boost import (
     TreeNode,
     _Open,
     _TreeLearner,
+    count_recursive_nodes,
     gradients,
     infer_modes,
     initial_potential,
     learn_rdn_boost,
     log_loss,
+    positive_atoms,
+    recursion_predicate,
     subsample_negatives,
     value_types,
+    with_recursion,
 )
 
 REVISIONS = ("full", "weights", "none")
@@ -169,6 +175,7 @@ def map_trees(model: RDNBoostModel, mapping: Mapping[str, str | None]) -> tuple[
         step=model.step,
         init_rule=model.init_rule,
         info={},
+        recursion=model.recursion,
     )
     return mapped, dropped[0]
 
@@ -194,8 +201,10 @@ class TreeMappingScorer:
         data: RelationalData,
         y: np.ndarray,
         max_bindings: int | None = None,
+        fixed: Mapping[str, str] | None = None,
     ) -> None:
         self.model = model
+        self.fixed = dict(fixed or {})  # entries every mapping has (recursion -> recursion)
         self.max_bindings = max_bindings
         self.n_over_limit = 0
         self.data = data
@@ -217,7 +226,7 @@ class TreeMappingScorer:
 
     def score(self, mapping: Mapping[str, str | None]) -> float:
         """Mean log-likelihood of the target examples under the mapped, re-fitted trees."""
-        mapped, _ = map_trees(self.model, mapping)
+        mapped, _ = map_trees(self.model, {**mapping, **self.fixed})
         key = tuple(_key(t.root) for t in mapped.trees)
         if key not in self._scores:
             self.n_scored += 1
@@ -241,7 +250,11 @@ class TreeMappingScorer:
 
 
 def tree_predicate_order(model: RDNBoostModel) -> list[str]:
-    """Predicates of constant-free tests, in the order the trees first use them (breadth first)."""
+    """Predicates of constant-free tests, in the order the trees first use them (breadth first).
+
+    ``recursion_<target>`` is not listed: it always maps to the target's own.
+    """
+    rec = recursion_predicate(model.target)
     order: list[str] = []
     for tree in model.trees:
         queue = [tree.root]
@@ -253,7 +266,7 @@ def tree_predicate_order(model: RDNBoostModel) -> list[str]:
                 isinstance(a, str) for lit in node.test for a in lit.args
             ):
                 for lit in node.test:  # a test may use one predicate twice: list it once
-                    if lit.predicate not in order:
+                    if lit.predicate not in order and lit.predicate != rec:
                         order.append(lit.predicate)
             queue += [node.true, node.false]
     return order
@@ -283,6 +296,7 @@ def search_tree_mapping(
         same_target=same_target,
     )
     best, mapping, type_map = scored[0]
+    mapping = {**mapping, **scorer.fixed}
     if not np.isfinite(best):
         raise IncompatibleTaskError(
             f"every mapping of the {source.name or 'source'} trees grounds a test of the target "
@@ -473,6 +487,7 @@ def revise_trees(
         step=model.step,
         init_rule=model.init_rule,
         info={},
+        recursion=model.recursion,
     )
     return revised, counts
 
@@ -527,6 +542,11 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         (the recorded runs' ``searchArgPermutation``; :func:`.predicate_mapping.with_inverses`).
     same_target : bool, default=False
         Let two source predicates map to one target predicate (``allowSameTargetMap``).
+    recursion : bool, default=False
+        The source trees and the expansions may test ``recursion_<target>``, the target's
+        other atoms (BoostSRL's ``recursion=true``; see :class:`~.rdn_boost.RDNBoost`); the
+        source's maps to the target's. The target training positives are the known atoms
+        when the mapped trees are scored, revised and used.
     validation_fraction : float, default=0.3
         Part of the target training examples (stratified) that judges revisions.
     revision_threshold : float, default=0.0025
@@ -581,6 +601,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         max_exhaustive: int = 5000,
         arg_permutations: bool = False,
         same_target: bool = False,
+        recursion: bool = False,
         validation_fraction: float = 0.3,
         revision_threshold: float = 0.0025,
         random_state: int | None = 0,
@@ -601,6 +622,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         self.max_exhaustive = max_exhaustive
         self.arg_permutations = arg_permutations
         self.same_target = same_target
+        self.recursion = recursion
         self.validation_fraction = validation_fraction
         self.revision_threshold = revision_threshold
         self.random_state = random_state
@@ -648,18 +670,29 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             "max_bindings": self.max_bindings,
         }
         self.source_model_ = learn_rdn_boost(
-            source.X.subset(keep), np.asarray(source.y)[keep], **boost
+            source.X.subset(keep),
+            np.asarray(source.y)[keep],
+            recursion=bool(self.recursion),
+            **boost,
         )
         times["source_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         keep = subsample_negatives(np.asarray(target.y), self.neg_pos_ratio, rng)
         data, y = target.X.subset(keep), np.asarray(target.y)[keep]
+        # with recursion the target training positives are the known target atoms (each
+        # example reads the others'), and the source's recursion predicate maps to the target's
+        known = positive_atoms(data, y) if self.recursion else ()
+        fixed = {}
+        world = data
+        if self.recursion:
+            world = with_recursion(data, known)
+            fixed = {recursion_predicate(source.X.target): recursion_predicate(data.target)}
         # a shared or permuted target can chain a high-fanout predicate with itself, which
         # grounds the world combinatorially: those searches skip such mappings (the bijective
         # default search stays uncapped, as the tables it produced were)
         wide = self.arg_permutations or self.same_target
         cap = self.max_mapping_bindings if wide else None
-        scorer = TreeMappingScorer(self.source_model_, data, y, cap)
+        scorer = TreeMappingScorer(self.source_model_, world, y, cap, fixed)
         self.mapping_, self.type_mapping_, search = search_tree_mapping(
             self.source_model_,
             source.X,
@@ -686,7 +719,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         counts = {"n_pruned": 0, "n_expanded": 0, "n_revision_points": 0}
         kept = self.revision
         if self.revision == "none":
-            model = mapped
+            model = replace(mapped, evidence=known)  # known labels are evidence, not learning
         else:
             weights = mapped.refit_leaves(data, y)
             model = weights
@@ -694,7 +727,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
                 grow, valid = split_validation(y, self.validation_fraction, rng)
                 revised, counts = revise_trees(
                     weights,
-                    data,
+                    world,
                     y,
                     grow,
                     valid,
@@ -730,6 +763,9 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             "revision_kept": kept,
             **counts,
             "n_final_nodes": sum(t.n_tests for t in model.trees),
+            "recursion": bool(self.recursion),
+            "n_source_recursive_nodes": count_recursive_nodes(self.source_model_),
+            "n_final_recursive_nodes": count_recursive_nodes(model),
             "train_log_loss": round(log_loss(y, model.predict_logits(data)), 5),
             "n_train_examples": len(y),
             "source_trees": self.source_model_.describe(),
