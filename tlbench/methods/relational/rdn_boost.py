@@ -52,9 +52,9 @@ Deviations from the paper (and from BoostSRL)
   target's argument types: while learning they are the training positives, and an example
   never grounds a test with an atom of its own subject (first argument; see
   :func:`with_recursion`: BoostSRL only leaves out the example's own atom); when
-  predicting they are the training positives,
-  and the atoms being predicted are filled in by five rounds of iterative classification
-  with hard labels, where BoostSRL and the RDN papers sample (Gibbs). The recorded
+  predicting they are the training positives, and the atoms being predicted are filled in
+  by at most five rounds of iterative classification with hard labels (stopping at a fixed
+  point), where BoostSRL and the RDN papers sample (Gibbs). The recorded
   TreeBoostler runs also added every fold's positives, test folds included, as facts; here
   no test label is read. One target predicate, no joint inference over several.
 - A candidate test whose groundings would exceed ``max_bindings`` rows is skipped during
