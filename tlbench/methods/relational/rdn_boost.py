@@ -93,7 +93,7 @@ INITS: tuple[str, ...] = ("zero", "log_odds", "boostsrl")
 #: Examples walked down a tree at once by :meth:`RelationalRegressionTree.leaf_index`.
 LEAF_CHUNK = 1024
 #: Rows one slice of a projected join may produce (:meth:`Grounder.extend`).
-JOIN_BUDGET = 2_000_000
+JOIN_BUDGET = 16_000_000
 #: BoostSRL's name prefix for the target's other atoms read as facts (``recursion=true``).
 RECURSION_PREFIX = "recursion_"
 #: Rounds of iterative classification when a recursive model predicts.
@@ -285,21 +285,13 @@ class RelationalRegressionTree:
                 out[examples] = seen[0]
                 seen[0] += 1
                 return
-            needed = uses(node.true) if project else None
-            ext = grounder.extend(rows, node.test, cap, needed=needed)
-            drop = [] if needed is None else [1 + v for v in range(n_head, ext.shape[1] - 1)
-                                              if v not in needed]  # fmt: skip
-            if drop and len(ext) > 1:
-                ext = ext.copy()
-                ext[:, drop] = -1  # never read again: rows that differ only there are one
-                ext = np.unique(ext, axis=0)
+            ext = grounder.extend(rows, node.test, cap, needed=uses(node.true) if project else None)
             hit = np.zeros(n, dtype=bool)
             hit[ext[:, 0]] = True
             walk(node.true, ext, examples[hit[examples]])
             walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]])
 
         head = grounder.head_rows()
-        n_head = head.shape[1] - 1
         # with a cap, one walk over every example: the cap bounds the rows of the whole set
         step = n if cap is not None or not project else LEAF_CHUNK
         for lo in range(0, n, max(step, 1)):
@@ -689,18 +681,22 @@ class Grounder:
             for p, atoms in data.facts.items()
         }
         self._views: dict[tuple, tuple] = {}
+        self._head_rows: np.ndarray | None = None
         # the target's known atoms (``recursion_<target>``) that an example may read: never
         # one of its own subject (see :func:`with_recursion`)
         rec = recursion_predicate(data.target)
         self.recursive = rec if rec in data.predicates else None
 
     def head_rows(self) -> np.ndarray:
-        """One row per example: ``(index, codes of its arguments)``."""
-        n, arity = len(self.data.examples), len(self.data.predicates[self.data.target])
-        ex = np.array(
-            [[self.codes[c] for c in e] for e in self.data.examples], dtype=np.int64
-        ).reshape(n, arity)
-        return np.column_stack([np.arange(n, dtype=np.int64), ex])
+        """One row per example: ``(index, codes of its arguments)`` (computed once, read-only)."""
+        if self._head_rows is None:
+            n, arity = len(self.data.examples), len(self.data.predicates[self.data.target])
+            ex = np.array(
+                [[self.codes[c] for c in e] for e in self.data.examples], dtype=np.int64
+            ).reshape(n, arity)
+            self._head_rows = np.column_stack([np.arange(n, dtype=np.int64), ex])
+            self._head_rows.flags.writeable = False
+        return self._head_rows
 
     def _encode(self, cols: list[np.ndarray]) -> np.ndarray:
         if len(cols) == 1:
@@ -814,15 +810,10 @@ class Grounder:
         """
         a = lit.args[0]
         if isinstance(a, str) or a < n_vars:
-            hit = self._count(rows, lit, n_vars) > 0
+            hit = self._match_counts(rows, lit, n_vars) > 0
             return hit & ~self._is_own_atom(rows, lit)
         own = Literal(lit.predicate, (0, *lit.args[1:]))
-        return self._count(rows, lit, n_vars) > self._count(rows, own, n_vars)
-
-    def _count(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
-        keys = self._view(lit, n_vars)[0]
-        probe = self._bound_keys(rows, lit, n_vars)
-        return np.searchsorted(keys, probe, side="right") - np.searchsorted(keys, probe)
+        return self._match_counts(rows, lit, n_vars) > self._match_counts(rows, own, n_vars)
 
     def extend(
         self,
@@ -836,11 +827,11 @@ class Grounder:
         ``needed``: the variables read after the conjunction (``None``: all of them). A
         literal none of whose new variables is needed, nor used by a later literal, is a
         semi-join: its rows are kept, not multiplied, and its new variables' columns are -1.
-        With ``needed``, after each join the variables nothing later reads (but the head's)
-        are projected out and the rows deduplicated, and a join that would produce more than
-        ``JOIN_BUDGET`` rows is done in slices, each projected before the next: a chain such
-        as ``recursion_t(C, B), r(D, C)`` then costs the distinct ``(A, B, D)``, not every
-        ``(C, D)`` path to them.
+        With ``needed``, the variables nothing later reads (but the head's) are projected out
+        and the rows deduplicated at the end, and a join that would produce more than
+        ``JOIN_BUDGET`` rows is done in slices, each projected at once: a chain such as
+        ``recursion_t(C, B), r(D, C)`` then holds the distinct ``(A, B, D)`` of one slice at a
+        time, not every ``(C, D)`` path to them.
         """
         n_head = len(self.data.predicates[self.data.target])
         for i, lit in enumerate(literals):
@@ -858,36 +849,31 @@ class Grounder:
                 rows = np.hstack([rows, np.full((len(rows), len(new)), -1, np.int64)])
                 continue
             rows = self._join_projected(rows, lit, cap, later, n_head)
-        return rows
+        return rows if needed is None else _project(rows, needed, n_head)
 
     def _join_projected(
         self, rows: np.ndarray, lit: Literal, cap: int | None, keep: set[int], n_head: int
     ) -> np.ndarray:
-        """:meth:`join`, then the variables outside ``keep`` (and the head) projected out."""
+        """:meth:`join`, in slices when it would exceed ``JOIN_BUDGET`` rows.
+
+        Each slice has the variables outside ``keep`` (and the head's) projected out.
+        """
         n_vars = rows.shape[1] - 1
-        drop = [1 + v for v in range(n_head, n_vars + len(self._view(lit, n_vars)[3]))
-                if v not in keep]  # fmt: skip
         # a literal with no new variable is a filter: never more rows than it is given
         counts = self._match_counts(rows, lit, n_vars) if self._view(lit, n_vars)[3] else None
         total = len(rows) if counts is None else int(counts.sum())  # recursion: at most
         if counts is not None and cap is not None and total > cap:
             raise GroundingLimit(f"{lit.describe()} grounds more than {cap} rows")
         if counts is None or total <= JOIN_BUDGET:
-            pieces = [(0, len(rows))]
-        else:
-            ends = np.searchsorted(np.cumsum(counts), np.arange(1, total // JOIN_BUDGET + 1)
-                                   * JOIN_BUDGET, side="right")  # fmt: skip
-            bounds = np.unique(np.concatenate([[0], np.maximum(ends, 1), [len(rows)]]))
-            pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
-        out = []
-        for lo, hi in pieces:
-            part = self.join(rows[lo:hi], lit)
-            if drop and len(part) > 1:
-                part[:, drop] = -1  # never read again: rows that differ only there are one
-                part = np.unique(part, axis=0)
-            out.append(part)
-        joined = out[0] if len(out) == 1 else np.concatenate(out)
-        return np.unique(joined, axis=0) if drop and len(out) > 1 else joined
+            return self.join(rows, lit)  # projected once, at the end of the conjunction
+        ends = np.searchsorted(np.cumsum(counts), np.arange(1, total // JOIN_BUDGET + 1)
+                               * JOIN_BUDGET, side="right")  # fmt: skip
+        bounds = np.unique(np.concatenate([[0], np.maximum(ends, 1), [len(rows)]]))
+        out = [
+            _project(self.join(rows[lo:hi], lit), keep, n_head)
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return _project(np.concatenate(out), keep, n_head, dedupe=True)
 
     def _match_counts(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
         """How many facts of ``lit`` each row joins with."""
@@ -896,6 +882,22 @@ class Grounder:
         if dense is not None:
             return dense[0][probe]
         return np.searchsorted(keys, probe, side="right") - np.searchsorted(keys, probe)
+
+
+def _project(rows: np.ndarray, keep: set[int], n_head: int, dedupe: bool = False) -> np.ndarray:
+    """Rows with the variables outside ``keep`` (the head's excepted) set to -1, deduplicated.
+
+    Rows that differ only in variables nothing reads again are one row. Only when some such
+    column still holds values (or ``dedupe``) are the rows deduplicated.
+    """
+    drop = [1 + v for v in range(n_head, rows.shape[1] - 1) if v not in keep]
+    drop = [c for c in drop if (rows[:, c] != -1).any()]  # not projected out already
+    if (not drop and not dedupe) or len(rows) < 2:
+        return rows
+    if drop:
+        rows = rows.copy()  # the caller's rows (a parent's, the false branch's) stay intact
+        rows[:, drop] = -1
+    return np.unique(rows, axis=0)
 
 
 # --------------------------------------------------------------------------- tree learning
@@ -1169,8 +1171,7 @@ def value_types(
     if y is None:
         entities = data.entities
     else:
-        positive = tuple(e for e, label in zip(data.examples, y, strict=True) if label > 0)
-        entities = replace(data, examples=positive, fold=None).entities
+        entities = replace(data, examples=positive_atoms(data, y), fold=None).entities
     return {t: list(c) for t, c in entities.items() if 0 < len(c) <= max_constants}
 
 
