@@ -8,8 +8,11 @@
 #   - source_only_deep (= the pre-training): Adam lr 1e-3, constant, 10000 iterations of batch 128;
 #   - adda: those 10000, then 10000 adversarial iterations of batch 128 + 128 (Adam 2e-4, betas
 #     0.5 / 0.999, the discriminator 500-500 on the logits);
-#   - rows: adda and source_only_deep M->U, source_only_deep U->M, then adda U->M (last: the
-#     published U->M row is reached already with the short schedule; run if the machine has time).
+#   - rows, in this order: adda M->U; source_only_deep U->M (the short schedule's U->M baseline
+#     is 2.6 below the published one); source_only_deep M->U and adda U->M last (the short
+#     schedule reaches both published rows already); run as far as the machine has time.
+#     (The first launch queued source_only_deep M->U before U->M; the order was changed while
+#     adda M->U ran, before any source-only run had started.)
 # Jobs run two at a time, one thread each; one result.json per (method, task, seed).
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_adda_long.sh
 #   python -m tlbench.report outputs/deep/adda_long
@@ -35,7 +38,7 @@ export -f job
 export OUT COMMON
 {
   for s in 0 1 2; do echo "adda mnist usps $s"; done
-  for s in 0 1 2; do echo "source_only_deep mnist usps $s"; done
   for s in 0 1 2; do echo "source_only_deep usps mnist $s"; done
+  for s in 0 1 2; do echo "source_only_deep mnist usps $s"; done
   for s in 0 1 2; do echo "adda usps mnist $s"; done
 } | xargs -P 2 -L 1 bash -c 'job "$@"' _
