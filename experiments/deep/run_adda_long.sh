@@ -13,7 +13,7 @@
 #     schedule reaches both published rows already); run as far as the machine has time.
 #     (The first launch queued source_only_deep M->U before U->M; the order was changed while
 #     adda M->U ran, before any source-only run had started.)
-# Jobs run two at a time, one thread each; one result.json per (method, task, seed).
+# Jobs run two at a time (JOBS=n: n), one thread each; one result.json per (method, task, seed).
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_adda_long.sh
 #   python -m tlbench.report outputs/deep/adda_long
 set -euo pipefail
@@ -31,8 +31,11 @@ job() {  # method source target seed
   local dir=$OUT/$1_10k128/$2_$3_s$4
   [ -f "$dir/result.json" ] && return 0  # done before: a rerun of the script resumes the list
   mkdir -p "$(dirname "$dir")"
+  # running in another invocation of this script (a killed run leaves the lock: remove it)
+  mkdir "$dir.lock" 2>/dev/null || return 0
   .venv/bin/python -m tlbench method="$1" seed="$4" dataset.source="$2" dataset.target="$3" \
     $COMMON $extra label="$1_10k128" hydra.run.dir="$dir" > "$dir.log" 2>&1
+  rmdir "$dir.lock"
 }
 export -f job
 export OUT COMMON
@@ -41,4 +44,4 @@ export OUT COMMON
   for s in 0 1 2; do echo "source_only_deep usps mnist $s"; done
   for s in 0 1 2; do echo "source_only_deep mnist usps $s"; done
   for s in 0 1 2; do echo "adda usps mnist $s"; done
-} | xargs -P 2 -L 1 bash -c 'job "$@"' _
+} | xargs -P "${JOBS:-2}" -L 1 bash -c 'job "$@"' _
