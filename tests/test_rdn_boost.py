@@ -352,8 +352,8 @@ def test_a_value_argument_with_many_constants_gets_head_tests():
     def auc(model):
         return relational_metrics(y, expit(model.predict_logits(data)))["auc_roc"]
 
-    with_tests = learn_rdn_boost(data, y, n_trees=3)
-    without = learn_rdn_boost(data, y, n_trees=3, max_value_arg_constants=0)
+    with_tests = learn_rdn_boost(data, y, n_trees=3, max_value_arg_constants=200)
+    without = learn_rdn_boost(data, y, n_trees=3)
     assert "class" in with_tests.info["value_types"]
     assert "class" not in without.info["value_types"]
     assert auc(with_tests) > 0.85 > 0.7 > auc(without)

@@ -28,11 +28,12 @@ clause, ``-`` a new variable, ``#`` a constant. ``modes`` takes BoostSRL ``mode:
 BoostSRL zip / background file holding them). Without them, modes are inferred from the
 argument types of the data (declared or inferred by the dataset loader): every argument may be
 ``+`` or ``-`` (at least one ``+``), and an argument of a *value type* (at most
-``max_constants`` constants, e.g. genres, course levels, account types, or a value argument
-of the target with at most ``max_value_arg_constants``: a type no other predicate uses, such as
-Yeast's protein class) may also be ``#``; a head argument of a value type may be tested
-against each of its constants (``B = fan``). A type's constants are read from the facts and
-the positive examples (a generated negative example is not evidence of what a type holds).
+``max_constants`` constants, e.g. genres, course levels, account types; if
+``max_value_arg_constants`` is set, also a value argument of the target with at most that
+many: a type no other predicate uses, such as Yeast's protein class) may also be ``#``; a
+head argument of a value type may be tested against each of its constants (``B = fan``). A
+type's constants are read from the facts and the positive examples (a generated negative
+example is not evidence of what a type holds).
 
 Deviations from the paper (and from BoostSRL)
 ---------------------------------------------
@@ -1202,7 +1203,7 @@ def learn_rdn_boost(
     step: float = 1.0,
     init: str = "zero",
     max_constants: int = 10,
-    max_value_arg_constants: int = 200,
+    max_value_arg_constants: int = 0,
     modes: Mapping[str, list[tuple[str, ...]]] | None = None,
     max_bindings: int = 1_000_000,
     sample_weight: np.ndarray | None = None,
@@ -1336,10 +1337,11 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
     max_constants : int, default=10
         A type with at most this many constants is a value type (``#`` arguments; head tests
         ``B = c``) when the modes are inferred.
-    max_value_arg_constants : int, default=200
-        A value argument of the target (a type no other predicate uses: Yeast's protein
-        class) is a value type with at most this many constants, as in the clause learner
-        (its ``max_constants``); 0 applies ``max_constants`` to it too.
+    max_value_arg_constants : int, default=0
+        If positive, a value argument of the target (a type no other predicate uses: Yeast's
+        protein class) is a value type with at most this many constants, the clause learner's
+        rule (200 there); 0 applies ``max_constants`` to it too, which every recorded row of
+        ``experiments/relational/README.md`` used unless it says otherwise.
     modes : str, list of str or None, default=None
         BoostSRL mode lines, or the path of a BoostSRL zip or background file holding them;
         ``None``: inferred from the argument types. Only predicates with a mode are used.
@@ -1386,7 +1388,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         init: str = "zero",
         neg_pos_ratio: float | None = 2.0,
         max_constants: int = 10,
-        max_value_arg_constants: int = 200,
+        max_value_arg_constants: int = 0,
         modes: str | list[str] | None = None,
         max_bindings: int = 1_000_000,
         recursion: bool = False,

@@ -377,7 +377,7 @@ def revise_trees(
     max_constants: int,
     max_bindings: int,
     revision_threshold: float,
-    max_value_arg_constants: int = 200,
+    max_value_arg_constants: int = 0,
 ) -> tuple[RDNBoostModel, dict[str, int]]:
     """Prune and expand the revision points of the mapped trees (module docstring, step 3).
 
@@ -597,7 +597,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         init: str = "zero",
         neg_pos_ratio: float | None = 2.0,
         max_constants: int = 10,
-        max_value_arg_constants: int = 200,
+        max_value_arg_constants: int = 0,
         max_bindings: int = 1_000_000,
         max_mapping_bindings: int = 20_000_000,
         beam_width: int = 5,
