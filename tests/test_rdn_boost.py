@@ -18,6 +18,7 @@ from tlbench import ConfigError, IncompatibleTaskError
 from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
 from tlbench.errors import DataError
 from tlbench.methods.relational import rdn_boost, relational_metrics
+from tlbench.methods.relational.learner import value_arg_types
 from tlbench.methods.relational.rdn_boost import (
     EQUALS,
     Grounder,
@@ -29,8 +30,10 @@ from tlbench.methods.relational.rdn_boost import (
     learn_rdn_boost,
     log_loss,
     parse_modes,
+    positive_atoms,
     read_modes,
     value_types,
+    with_recursion,
 )
 from tlbench.registry import METHODS
 from tlbench.task import Domain, RelationalData, TransferTask
@@ -316,6 +319,47 @@ def test_value_type_constants_and_head_tests():
     assert any(lit.predicate == EQUALS for t in model.trees for n in t.nodes() for lit in n.test)
 
 
+def test_a_value_argument_with_many_constants_gets_head_tests():
+    # proteinclass(P, C) with 30 classes (more than max_constants = 10), C used by no other
+    # predicate: the class is the example's only link to its label, so without the head
+    # tests C = c (the clause learner's value-argument rule) every class looks the same.
+    # Proteins 0..89 belong to the three classes c0..c2, proteins 90..119 to c3..c29; each
+    # protein's negative pairs it with one of c3..c29.
+    classes = [f"c{k}" for k in range(30)]
+    proteins = [f"p{i}" for i in range(120)]
+    cls = {p: classes[i % 3 if i < 90 else 3 + (i - 90) % 27] for i, p in enumerate(proteins)}
+    wrong = [(p, classes[3 + i % 27]) for i, p in enumerate(proteins)]
+    examples = tuple((p, cls[p]) for p in proteins) + tuple(e for e in wrong if cls[e[0]] != e[1])
+    y = np.array([int(cls[p] == c) for p, c in examples])
+    data = RelationalData(
+        predicates={
+            "interaction": ("protein", "protein"),
+            "proteinclass": ("protein", "class"),
+        },
+        facts={"interaction": tuple(zip(proteins, proteins[1:], strict=False))},
+        target="proteinclass",
+        examples=examples,
+        fold=None,
+        name="yeastlike",
+    )
+    assert value_arg_types(data) == {"class"}
+    assert "class" not in value_types(data, 10, y)
+    assert value_types(data, 10, y, max_value_arg_constants=200)["class"] == sorted(classes)
+    # the recursion facts copy the target's types: they are not "another predicate"
+    rec = with_recursion(data, positive_atoms(data, y))
+    assert value_arg_types(rec) == {"class"}
+
+    def auc(model):
+        return relational_metrics(y, expit(model.predict_logits(data)))["auc_roc"]
+
+    with_tests = learn_rdn_boost(data, y, n_trees=3, max_value_arg_constants=200)
+    without = learn_rdn_boost(data, y, n_trees=3)
+    assert "class" in with_tests.info["value_types"]
+    assert "class" not in without.info["value_types"]
+    assert auc(with_tests) > 0.85 > 0.7 > auc(without)
+
+
+# --------------------------------------------------------------------------- TreeBoostler hooks
 # --------------------------------------------------------------------------- TreeBoostler hooks
 
 

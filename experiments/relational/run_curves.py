@@ -45,6 +45,7 @@ PAIRS = [
     ("nell_finances", "nell_sports"),
 ]
 PERM = {"arg_permutations": True, "same_target": True}
+VA = 200  # the clause learner's max_constants
 METHODS = {
     "scratch": lambda: RelationalScratch(),
     "rdn_boost": lambda: RDNBoost(),
@@ -61,6 +62,11 @@ METHODS = {
     "treeboostler+none+rec": lambda: TreeBoostler(revision="none", recursion=True),
     "treeboostler+weights+rec": lambda: TreeBoostler(revision="weights", recursion=True),
     "treeboostler+full+rec": lambda: TreeBoostler(revision="full", recursion=True),
+    # value arguments (a type of the target no other predicate uses) take constants, as in
+    # the clause learner: Yeast's protein classes
+    "rdn_boost+va": lambda: RDNBoost(max_value_arg_constants=VA),
+    "treeboostler+weights+va": lambda: TreeBoostler(revision="weights", max_value_arg_constants=VA),
+    "treeboostler+full+va": lambda: TreeBoostler(revision="full", max_value_arg_constants=VA),
 }
 DIAG = (
     "n_mapped_clauses",
@@ -176,7 +182,7 @@ def main() -> None:
     ap.add_argument("--setting", default="scarce", choices=["scarce", "curve", "all_folds"])
     ap.add_argument(
         "--methods",
-        default=",".join(m for m in METHODS if not m.endswith(("+perm", "+rec"))),
+        default=",".join(m for m in METHODS if not m.endswith(("+perm", "+rec", "+va"))),
     )
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")
     ap.add_argument("--plot", default=None, help="learning-curve PNG (setting curve)")

@@ -224,7 +224,7 @@ def learn_model(
         max_chain_len=max_chain_len,
         max_node_len=max_node_len,
         recursive=recursive,
-        constants=example_constants(data, max_constants),
+        constants=example_constants(data, max_constants, y),
         max_recursive_len=max_recursive_len,
     )
     X = world.features(candidates, idx)
@@ -245,19 +245,38 @@ def positives(data: RelationalData, y: np.ndarray) -> tuple[tuple[str, ...], ...
     return tuple(ex for ex, label in zip(data.examples, y, strict=True) if label == 1)
 
 
-def example_constants(data: RelationalData, max_constants: int) -> dict[int, list[str]]:
+def value_arg_types(data: RelationalData) -> set[str]:
+    """Types of the target's arguments that no other predicate uses (its *value arguments*).
+
+    Nothing relates such a constant (Yeast's protein class, Twitter's account type) to
+    anything but the examples, so its name is all a test can read. RDN-Boost's recursion
+    facts (``recursion_<target>``) copy the target's types and do not count as another
+    predicate.
+    """
+    own = {data.target, "recursion_" + data.target}
+    elsewhere = {t for p, ts in data.predicates.items() if p not in own for t in ts}
+    return {t for t in data.predicates[data.target] if t not in elsewhere}
+
+
+def example_constants(
+    data: RelationalData, max_constants: int, y: np.ndarray | None = None
+) -> dict[int, list[str]]:
     """Constants of the target's value arguments, to test the argument against.
 
     A value argument has a type that no other predicate uses (Twitter's account type, Yeast's
     protein class) and at most ``max_constants`` constants in the examples: nothing relates its
     constants but their names, and without these clauses every value of it looks the same.
+    With the labels ``y`` the constants are read from the positive examples only: a generated
+    negative is not evidence of what a type holds (the recorded TreeBoostler runs' negatives
+    put proteins in the class argument, ``proteinclass(p1, p2)``, as
+    :func:`~.rdn_boost.value_types` explains).
     """
-    head = data.predicates[data.target]
-    elsewhere = {t for p, ts in data.predicates.items() if p != data.target for t in ts}
+    value_args = value_arg_types(data)
+    examples = data.examples if y is None else positives(data, y)
     out = {}
-    for i, typ in enumerate(head):
-        values = sorted({ex[i] for ex in data.examples})
-        if typ not in elsewhere and len(values) <= max_constants:
+    for i, typ in enumerate(data.predicates[data.target]):
+        values = sorted({ex[i] for ex in examples})
+        if typ in value_args and len(values) <= max_constants:
             out[i] = values
     return out
 

@@ -609,7 +609,7 @@ class PredicateMapping(RelationalClassifierMixin, TransferMethod):
             max_chain_len=self.max_chain_len,
             max_node_len=self.max_node_len,
             recursive=self.recursive,
-            constants=example_constants(data, self.max_constants),
+            constants=example_constants(data, self.max_constants, y),
             max_recursive_len=self.max_recursive_len,
         )
         new = [c for c in own if c not in set(clauses)]

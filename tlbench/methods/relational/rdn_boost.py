@@ -28,7 +28,9 @@ clause, ``-`` a new variable, ``#`` a constant. ``modes`` takes BoostSRL ``mode:
 BoostSRL zip / background file holding them). Without them, modes are inferred from the
 argument types of the data (declared or inferred by the dataset loader): every argument may be
 ``+`` or ``-`` (at least one ``+``), and an argument of a *value type* (at most
-``max_constants`` constants, e.g. genres, course levels, account types) may also be ``#``; a
+``max_constants`` constants, e.g. genres, course levels, account types; if
+``max_value_arg_constants`` is set, also a value argument of the target with at most that
+many: a type no other predicate uses, such as Yeast's protein class) may also be ``#``; a
 head argument of a value type may be tested against each of its constants (``B = fan``). A
 type's constants are read from the facts and the positive examples (a generated negative
 example is not evidence of what a type holds).
@@ -81,7 +83,7 @@ from ...errors import ConfigError, DataError
 from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
-from .learner import RelationalClassifierMixin, check_examples
+from .learner import RelationalClassifierMixin, check_examples, value_arg_types
 
 logger = logging.getLogger(__name__)
 
@@ -1159,9 +1161,18 @@ class _TreeLearner:
 
 
 def value_types(
-    data: RelationalData, max_constants: int, y: np.ndarray | None = None
+    data: RelationalData,
+    max_constants: int,
+    y: np.ndarray | None = None,
+    max_value_arg_constants: int = 0,
 ) -> dict[str, list[str]]:
-    """Types with at most ``max_constants`` constants, with their constants (sorted).
+    """Types whose arguments may be constants (``#``), with their constants (sorted).
+
+    A type qualifies with at most ``max_constants`` constants or, if it is a value argument
+    of the target (:func:`~.learner.value_arg_types`), with at most
+    ``max_value_arg_constants``: the clause learner's rule
+    (:func:`~.learner.example_constants`), which lets a tree test ``B = c`` on Yeast's
+    protein classes (about a hundred) as a BoostSRL ``#`` mode would.
 
     With the labels ``y``, a type's constants are those of the facts and the positive
     examples: a negative example is generated, not observed, and a generator that pairs
@@ -1172,7 +1183,12 @@ def value_types(
         entities = data.entities
     else:
         entities = replace(data, examples=positive_atoms(data, y), fold=None).entities
-    return {t: list(c) for t, c in entities.items() if 0 < len(c) <= max_constants}
+    value_args = value_arg_types(data)
+    return {
+        t: list(c)
+        for t, c in entities.items()
+        if 0 < len(c) <= max(max_constants, max_value_arg_constants * (t in value_args))
+    }
 
 
 def learn_rdn_boost(
@@ -1187,6 +1203,7 @@ def learn_rdn_boost(
     step: float = 1.0,
     init: str = "zero",
     max_constants: int = 10,
+    max_value_arg_constants: int = 0,
     modes: Mapping[str, list[tuple[str, ...]]] | None = None,
     max_bindings: int = 1_000_000,
     sample_weight: np.ndarray | None = None,
@@ -1200,7 +1217,8 @@ def learn_rdn_boost(
         The training world and examples of ``data.target``.
     y : ndarray of int
         0/1 labels of ``data.examples``.
-    n_trees, max_depth, node_size, max_leaves, min_leaf_examples, step, init, max_constants
+    n_trees, max_depth, node_size, max_leaves, min_leaf_examples, step, init, max_constants,
+    max_value_arg_constants
         As :class:`RDNBoost`.
     modes : mapping, optional
         Sign tuples per predicate (:func:`parse_modes`); ``None``: :func:`infer_modes`.
@@ -1222,7 +1240,7 @@ def learn_rdn_boost(
     evidence = positive_atoms(data, y) if recursion else ()
     if recursion:
         data = with_recursion(data, evidence)
-    constants = value_types(data, max_constants, y)
+    constants = value_types(data, max_constants, y, max_value_arg_constants)
     if modes is None:
         used_modes = infer_modes(data, set(constants))
     else:  # a declared ``#`` argument may take any constant of its type, as in BoostSRL
@@ -1319,6 +1337,11 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
     max_constants : int, default=10
         A type with at most this many constants is a value type (``#`` arguments; head tests
         ``B = c``) when the modes are inferred.
+    max_value_arg_constants : int, default=0
+        If positive, a value argument of the target (a type no other predicate uses: Yeast's
+        protein class) is a value type with at most this many constants, the clause learner's
+        rule (200 there); 0 applies ``max_constants`` to it too, which every recorded row of
+        ``experiments/relational/README.md`` used unless it says otherwise.
     modes : str, list of str or None, default=None
         BoostSRL mode lines, or the path of a BoostSRL zip or background file holding them;
         ``None``: inferred from the argument types. Only predicates with a mode are used.
@@ -1365,6 +1388,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         init: str = "zero",
         neg_pos_ratio: float | None = 2.0,
         max_constants: int = 10,
+        max_value_arg_constants: int = 0,
         modes: str | list[str] | None = None,
         max_bindings: int = 1_000_000,
         recursion: bool = False,
@@ -1379,6 +1403,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         self.init = init
         self.neg_pos_ratio = neg_pos_ratio
         self.max_constants = max_constants
+        self.max_value_arg_constants = max_value_arg_constants
         self.modes = modes
         self.max_bindings = max_bindings
         self.recursion = recursion
@@ -1401,6 +1426,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
                 f"method.neg_pos_ratio must be > 0 or null, got {self.neg_pos_ratio}",
             ),
             (self.max_constants >= 0, "method.max_constants must be >= 0"),
+            (self.max_value_arg_constants >= 0, "method.max_value_arg_constants must be >= 0"),
             (self.max_bindings >= 1, "method.max_bindings must be >= 1"),
         ]
         for ok, message in checks:
@@ -1443,6 +1469,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
             step=self.step,
             init=self.init,
             max_constants=self.max_constants,
+            max_value_arg_constants=self.max_value_arg_constants,
             modes=modes,
             max_bindings=self.max_bindings,
             recursion=bool(self.recursion),

@@ -377,6 +377,7 @@ def revise_trees(
     max_constants: int,
     max_bindings: int,
     revision_threshold: float,
+    max_value_arg_constants: int = 0,
 ) -> tuple[RDNBoostModel, dict[str, int]]:
     """Prune and expand the revision points of the mapped trees (module docstring, step 3).
 
@@ -388,7 +389,8 @@ def revise_trees(
         The target training examples and labels.
     grow, valid : ndarray of int
         Indices of the examples the revisions are fitted on and judged on (disjoint).
-    node_size, max_leaves, min_leaf_examples, max_constants, max_bindings
+    node_size, max_leaves, min_leaf_examples, max_constants, max_bindings,
+    max_value_arg_constants
         The node search's settings (as :class:`~.rdn_boost.RDNBoost`).
     revision_threshold : float
         A leaf is a revision point when the variance of its growing examples' gradients
@@ -405,7 +407,7 @@ def revise_trees(
     g_data, v_data = data.subset(grow), data.subset(valid)
     yg, yv = y[grow], y[valid]
     gg, gv = Grounder(g_data), Grounder(v_data)
-    constants = value_types(g_data, max_constants, yg)
+    constants = value_types(g_data, max_constants, yg, max_value_arg_constants)
     learner = _TreeLearner(
         gg,
         infer_modes(g_data, set(constants)),
@@ -524,7 +526,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         re-learned on the target (TreeBoostler's "mapping + parameter learning"); ``full``:
         also prune and expand the revision points (theory revision).
     n_trees, max_depth, node_size, max_leaves, min_leaf_examples, step, init, neg_pos_ratio,
-    max_constants, max_bindings
+    max_constants, max_value_arg_constants, max_bindings
         RDN-Boost's, for the source model and the expansions
         (see :class:`~tlbench.methods.relational.rdn_boost.RDNBoost`). ``neg_pos_ratio`` also
         subsamples the target training negatives for the mapping score and the revision.
@@ -595,6 +597,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         init: str = "zero",
         neg_pos_ratio: float | None = 2.0,
         max_constants: int = 10,
+        max_value_arg_constants: int = 0,
         max_bindings: int = 1_000_000,
         max_mapping_bindings: int = 20_000_000,
         beam_width: int = 5,
@@ -616,6 +619,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         self.init = init
         self.neg_pos_ratio = neg_pos_ratio
         self.max_constants = max_constants
+        self.max_value_arg_constants = max_value_arg_constants
         self.max_bindings = max_bindings
         self.max_mapping_bindings = max_mapping_bindings
         self.beam_width = beam_width
@@ -667,6 +671,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             "step": self.step,
             "init": self.init,
             "max_constants": self.max_constants,
+            "max_value_arg_constants": self.max_value_arg_constants,
             "max_bindings": self.max_bindings,
         }
         self.source_model_ = learn_rdn_boost(
@@ -735,6 +740,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
                     max_leaves=self.max_leaves,
                     min_leaf_examples=self.min_leaf_examples,
                     max_constants=self.max_constants,
+                    max_value_arg_constants=self.max_value_arg_constants,
                     max_bindings=self.max_bindings,
                     revision_threshold=self.revision_threshold,
                 )
