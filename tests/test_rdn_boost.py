@@ -18,7 +18,7 @@ from tlbench import ConfigError, IncompatibleTaskError
 from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
 from tlbench.errors import DataError
 from tlbench.methods.relational import rdn_boost, relational_metrics
-from tlbench.methods.relational.learner import value_arg_types
+from tlbench.methods.relational.learner import positives, value_arg_types
 from tlbench.methods.relational.rdn_boost import (
     EQUALS,
     Grounder,
@@ -30,7 +30,6 @@ from tlbench.methods.relational.rdn_boost import (
     learn_rdn_boost,
     log_loss,
     parse_modes,
-    positive_atoms,
     read_modes,
     value_types,
     with_recursion,
@@ -346,7 +345,7 @@ def test_a_value_argument_with_many_constants_gets_head_tests():
     assert "class" not in value_types(data, 10, y)
     assert value_types(data, 10, y, max_value_arg_constants=200)["class"] == sorted(classes)
     # the recursion facts copy the target's types: they are not "another predicate"
-    rec = with_recursion(data, positive_atoms(data, y))
+    rec = with_recursion(data, positives(data, y))
     assert value_arg_types(rec) == {"class"}
 
     def auc(model):

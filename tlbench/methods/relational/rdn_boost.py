@@ -83,7 +83,7 @@ from ...errors import ConfigError, DataError
 from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
-from .learner import RelationalClassifierMixin, check_examples, value_arg_types
+from .learner import RelationalClassifierMixin, check_examples, positives, value_arg_types
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ class RDNBoostModel:
         y = np.asarray(y, dtype=float)
         if y.shape != (len(data),):
             raise DataError(f"{len(y)} labels for {len(data)} examples of {self.target!r}")
-        evidence = positive_atoms(data, y) if self.recursion else ()
+        evidence = positives(data, y) if self.recursion else ()
         if self.recursion:  # each example reads the other examples' labels, never its own
             data = with_recursion(data, evidence)
         self._check_data(data)
@@ -641,11 +641,6 @@ def count_recursive_nodes(model: RDNBoostModel) -> int:
     return sum(
         any(lit.predicate == rec for lit in node.test) for t in model.trees for node in t.nodes()
     )
-
-
-def positive_atoms(data: RelationalData, y: np.ndarray) -> tuple[tuple[str, ...], ...]:
-    """The examples of ``data`` labeled 1."""
-    return tuple(e for e, label in zip(data.examples, np.asarray(y), strict=True) if label > 0)
 
 
 class Grounder:
@@ -1182,7 +1177,7 @@ def value_types(
     if y is None:
         entities = data.entities
     else:
-        entities = replace(data, examples=positive_atoms(data, y), fold=None).entities
+        entities = replace(data, examples=positives(data, y), fold=None).entities
     value_args = value_arg_types(data)
     return {
         t: list(c)
@@ -1237,7 +1232,7 @@ def learn_rdn_boost(
     """
     y = np.asarray(y, dtype=float)
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-    evidence = positive_atoms(data, y) if recursion else ()
+    evidence = positives(data, y) if recursion else ()
     if recursion:
         data = with_recursion(data, evidence)
     constants = value_types(data, max_constants, y, max_value_arg_constants)

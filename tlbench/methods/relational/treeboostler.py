@@ -75,7 +75,7 @@ from ...errors import ConfigError, IncompatibleTaskError
 from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
-from .learner import RelationalClassifierMixin, check_examples
+from .learner import RelationalClassifierMixin, check_examples, positives
 from .predicate_mapping import search_mappings, with_inverses
 from .rdn_boost import (
     EQUALS,
@@ -92,7 +92,6 @@ from .rdn_boost import (
     initial_potential,
     learn_rdn_boost,
     log_loss,
-    positive_atoms,
     recursion_predicate,
     subsample_negatives,
     value_types,
@@ -686,7 +685,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         data, y = target.X.subset(keep), np.asarray(target.y)[keep]
         # with recursion the target training positives are the known target atoms (each
         # example reads the others'), and the source's recursion predicate maps to the target's
-        known = positive_atoms(data, y) if self.recursion else ()
+        known = positives(data, y) if self.recursion else ()
         fixed = {}
         world = data
         if self.recursion:
