@@ -207,6 +207,35 @@ def test_leaf_index_with_projection_and_chunks_equals_the_plain_walk(monkeypatch
     assert len(set(trees[0].leaf_index(g, len(data), project=False))) == 6  # all leaves reached
 
 
+def test_projected_rows_are_deduplicated_as_numpy_unique_does(monkeypatch):
+    # grounding rows: (example index, head arguments fixed by the index, body variables)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n_head, n_body, n = (
+            int(rng.integers(1, 3)),
+            int(rng.integers(0, 4)),
+            int(rng.integers(2, 300)),
+        )
+        idx = rng.integers(0, 30, n)
+        head = np.stack([(idx * (j + 7)) % 11 for j in range(n_head)], axis=1)
+        body = rng.integers(-1, int(rng.integers(1, 6)), (n, n_body))
+        body[:, rng.random(n_body) < 0.3] = -1  # columns projected out before
+        rows = np.column_stack([idx, head, body]).astype(np.int64)
+        keep = {v for v in range(n_head, n_head + n_body) if rng.random() < 0.5}
+        dedupe = bool(rng.random() < 0.5)
+        given = rows.copy()
+        got = rdn_boost._project(rows, keep, n_head, dedupe)
+        np.testing.assert_array_equal(rows, given)  # the caller's rows are left alone
+        with monkeypatch.context() as m:  # the reference: rows sorted as records
+            m.setattr(rdn_boost, "_first_rows", lambda rows, cols: None)
+            np.testing.assert_array_equal(got, rdn_boost._project(rows, keep, n_head, dedupe))
+    # a key that would not fit in 62 bits falls back to the records
+    wide = np.array([[0, 1, 2**40, 2**40], [0, 1, 2**40, 2**40], [0, 1, 3, 2**40]])
+    np.testing.assert_array_equal(
+        rdn_boost._project(wide, {1, 2}, 1, dedupe=True), np.unique(wide, axis=0)
+    )
+
+
 # --------------------------------------------------------------------------- learning
 
 

@@ -891,10 +891,37 @@ def _project(rows: np.ndarray, keep: set[int], n_head: int, dedupe: bool = False
     drop = [c for c in drop if (rows[:, c] != -1).any()]  # not projected out already
     if (not drop and not dedupe) or len(rows) < 2:
         return rows
-    if drop:
+    held = [c for c in range(1 + n_head, rows.shape[1]) if c not in drop]
+    first = _first_rows(rows, [0, *(c for c in held if (rows[:, c] != -1).any())])
+    if first is None:
         rows = rows.copy()  # the caller's rows (a parent's, the false branch's) stay intact
         rows[:, drop] = -1
-    return np.unique(rows, axis=0)
+        return np.unique(rows, axis=0)
+    out = rows[first]  # a copy: the caller's rows stay intact
+    out[:, drop] = -1
+    return out
+
+
+def _first_rows(rows: np.ndarray, cols: list[int]) -> np.ndarray | None:
+    """The first row of each distinct ``rows[:, cols]``, in the order ``np.unique`` sorts them.
+
+    Every grounding row starts ``(example index, head arguments)`` and the head's arguments
+    are a function of the index, so ``cols`` (the index and the other columns that hold
+    values) identify a row. They are packed into one integer per row (mixed radix, the
+    first column most significant, -1 as 0), which sorts as the rows do: ``np.unique`` over
+    rows sorts them as opaque records, several times slower. ``None`` when the key would
+    not fit in 62 bits.
+    """
+    key = np.zeros(len(rows), dtype=np.int64)
+    span = 1
+    for c in cols:
+        col = rows[:, c] + 1
+        radix = int(col.max()) + 1
+        span *= radix
+        if span >= 2**62:
+            return None
+        key = key * radix + col
+    return np.unique(key, return_index=True)[1]
 
 
 # --------------------------------------------------------------------------- tree learning
