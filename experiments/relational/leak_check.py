@@ -8,8 +8,15 @@ test atom's neighbours at test time. Here the fitted model is given the same: it
 (the true target atoms recursive clauses read) becomes the training positives plus the test
 positives; a clause never reads the atom it predicts (``Z != X``).
 
+The tree methods with ``recursion=True`` (``rdn_boost+rec``, ``treeboostler+full+rec``, ... of
+``run_curves.py``) get the same: their known ``recursion_<target>`` atoms become the training
+positives plus the test positives, and an example never reads an atom of its own subject.
+``--setting scarce`` trains on one target fold and tests on the others (the recorded runs'
+protocol); the default tests on one fold and trains on the others.
+
 Usage: TLBENCH_DATA_DIR=... python experiments/relational/leak_check.py [source:target ...]
 [--negatives closed_world|treeboostler] [--methods scratch,mapped+revision]
+[--setting all_folds|scarce] [--out FILE.jsonl]
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import json
 import os
 
 import numpy as np
-from run_pairs import METHODS  # experiments/relational/run_pairs.py (run from this folder)
+from run_curves import METHODS as TREE_METHODS  # run from this folder
+from run_pairs import METHODS as CLAUSE_METHODS
 
 from tlbench.datasets.relational import relational
 from tlbench.methods.relational.learner import positives
@@ -31,7 +39,10 @@ def main() -> None:
     ap.add_argument("pairs", nargs="*", default=["twitter:yeast", "yeast:twitter"])
     ap.add_argument("--negatives", default="closed_world")
     ap.add_argument("--methods", default="scratch,mapped+revision")
+    ap.add_argument("--setting", default="all_folds", choices=["all_folds", "scarce"])
+    ap.add_argument("--out", default=None, help="append the rows to this jsonl")
     args = ap.parse_args()
+    methods = {**TREE_METHODS, **CLAUSE_METHODS}
     data_dir = os.environ.get("TLBENCH_DATA_DIR", "data")
     for pair in args.pairs:
         source, target = pair.split(":")
@@ -41,26 +52,31 @@ def main() -> None:
                 source=source,
                 target=target,
                 data_dir=data_dir,
-                test_fold=fold,
                 negatives=args.negatives,
+                **{"train_fold" if args.setting == "scarce" else "test_fold": fold},
             )
             test_pos = positives(task.test.X, task.test.y)
             for name in args.methods.split(","):
-                method = METHODS[name]().fit(task.without_test())
+                method = methods[name]().fit(task.without_test())
                 honest = relational_metrics(task.test.y, method.predict_proba(task.test.X)[:, 1])
-                method.model_.evidence = method.model_.evidence + test_pos
+                method.model_.evidence = tuple(method.model_.evidence) + tuple(test_pos)
                 leaky = relational_metrics(task.test.y, method.predict_proba(task.test.X)[:, 1])
                 row = {
                     "pair": f"{source}->{target}",
                     "negatives": args.negatives,
                     "method": name,
-                    "test_fold": fold,
+                    "setting": args.setting,
+                    "train_folds": task.info["train_folds"],
+                    "test_folds": task.info["test_folds"],
                     "auc_roc": round(honest["auc_roc"], 4),
                     "auc_pr": round(honest["auc_pr"], 4),
                     "auc_roc_reading_test_labels": round(leaky["auc_roc"], 4),
                     "auc_pr_reading_test_labels": round(leaky["auc_pr"], 4),
                 }
                 print(json.dumps(row), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":
