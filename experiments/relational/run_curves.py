@@ -46,6 +46,7 @@ PAIRS = [
 ]
 PERM = {"arg_permutations": True, "same_target": True}
 VA = 200  # the clause learner's max_constants
+TBMODES = {"recursion": True, "max_constants": 0}
 METHODS = {
     "scratch": lambda: RelationalScratch(),
     "rdn_boost": lambda: RDNBoost(),
@@ -62,6 +63,13 @@ METHODS = {
     "treeboostler+none+rec": lambda: TreeBoostler(revision="none", recursion=True),
     "treeboostler+weights+rec": lambda: TreeBoostler(revision="weights", recursion=True),
     "treeboostler+full+rec": lambda: TreeBoostler(revision="full", recursion=True),
+    # the recorded TreeBoostler runs' modes (TreeBoostler's datasets/get_datasets.py: every
+    # argument + or -, never # ) with their recursion=true: no constant tests, no head tests;
+    # a type reaches the trees only through recursion_<target>
+    "rdn_boost+tbmodes": lambda: RDNBoost(recursion=True, max_constants=0),
+    "treeboostler+none+tbmodes": lambda: TreeBoostler(revision="none", **TBMODES),
+    "treeboostler+weights+tbmodes": lambda: TreeBoostler(revision="weights", **TBMODES),
+    "treeboostler+full+tbmodes": lambda: TreeBoostler(revision="full", **TBMODES),
     # value arguments (a type of the target no other predicate uses) take constants, as in
     # the clause learner: Yeast's protein classes
     "rdn_boost+va": lambda: RDNBoost(max_value_arg_constants=VA),
@@ -182,7 +190,9 @@ def main() -> None:
     ap.add_argument("--setting", default="scarce", choices=["scarce", "curve", "all_folds"])
     ap.add_argument(
         "--methods",
-        default=",".join(m for m in METHODS if not m.endswith(("+perm", "+rec", "+va"))),
+        default=",".join(
+            m for m in METHODS if not m.endswith(("+perm", "+rec", "+va", "+tbmodes"))
+        ),
     )
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")
     ap.add_argument("--plot", default=None, help="learning-curve PNG (setting curve)")
