@@ -203,6 +203,8 @@ def test_leaf_index_with_projection_and_chunks_equals_the_plain_walk(monkeypatch
         np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
         monkeypatch.setattr(rdn_boost, "JOIN_BUDGET", 5)  # joins in slices of a few rows
         np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
+        monkeypatch.setattr(rdn_boost, "ROW_BUDGET", 6)  # chunks split down to one example
+        np.testing.assert_array_equal(tree.leaf_index(g, len(data)), want)
         monkeypatch.undo()
     assert len(set(trees[0].leaf_index(g, len(data), project=False))) == 6  # all leaves reached
 

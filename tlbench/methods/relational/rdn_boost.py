@@ -96,6 +96,9 @@ INITS: tuple[str, ...] = ("zero", "log_odds", "boostsrl")
 LEAF_CHUNK = 1024
 #: Rows one slice of a projected join may produce (:meth:`Grounder.extend`).
 JOIN_BUDGET = 16_000_000
+#: Distinct projected rows one join of a chunked tree walk may hold before the walk splits its
+#: chunk of examples in two (the distinct rows grow with the examples walked together).
+ROW_BUDGET = 4 * JOIN_BUDGET
 #: BoostSRL's name prefix for the target's other atoms read as facts (``recursion=true``).
 RECURSION_PREFIX = "recursion_"
 #: Rounds of iterative classification when a recursive model predicts.
@@ -282,23 +285,34 @@ class RelationalRegressionTree:
                 below[id(node)] = own if node.is_leaf else own | uses(node.true) | uses(node.false)
             return below[id(node)]
 
-        def walk(node: TreeNode, rows: np.ndarray, examples: np.ndarray) -> None:
+        def walk(node: TreeNode, rows: np.ndarray, examples: np.ndarray, budget: int | None):
             if node.is_leaf:
                 out[examples] = seen[0]
                 seen[0] += 1
                 return
-            ext = grounder.extend(rows, node.test, cap, needed=uses(node.true) if project else None)
+            needed = uses(node.true) if project else None
+            ext = grounder.extend(rows, node.test, cap, needed=needed, budget=budget)
             hit = np.zeros(n, dtype=bool)
             hit[ext[:, 0]] = True
-            walk(node.true, ext, examples[hit[examples]])
-            walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]])
+            walk(node.true, ext, examples[hit[examples]], budget)
+            walk(node.false, rows[~hit[rows[:, 0]]], examples[~hit[examples]], budget)
+
+        def chunk(lo: int, hi: int) -> None:
+            seen[0] = 0
+            if cap is not None or not project:
+                return walk(self.root, head[lo:hi], np.arange(lo, hi), None)
+            try:  # a single example is walked whatever it grounds
+                walk(self.root, head[lo:hi], np.arange(lo, hi), ROW_BUDGET if hi - lo > 1 else None)
+            except _RowBudget:  # the leaves it reached are written again
+                mid = (lo + hi) // 2
+                chunk(lo, mid)
+                chunk(mid, hi)
 
         head = grounder.head_rows()
         # with a cap, one walk over every example: the cap bounds the rows of the whole set
         step = n if cap is not None or not project else LEAF_CHUNK
         for lo in range(0, n, max(step, 1)):
-            seen[0] = 0
-            walk(self.root, head[lo : lo + step], np.arange(lo, min(lo + step, n)))
+            chunk(lo, min(lo + step, n))
         return out
 
 
@@ -818,6 +832,7 @@ class Grounder:
         literals: Sequence[Literal],
         cap: int | None = None,
         needed: set[int] | None = None,
+        budget: int | None = None,
     ) -> np.ndarray:
         """Rows extended by every literal of a conjunction; past ``cap``: GroundingLimit.
 
@@ -828,7 +843,8 @@ class Grounder:
         and the rows deduplicated at the end, and a join that would produce more than
         ``JOIN_BUDGET`` rows is done in slices, each projected at once: a chain such as
         ``recursion_t(C, B), r(D, C)`` then holds the distinct ``(A, B, D)`` of one slice at a
-        time, not every ``(C, D)`` path to them.
+        time, not every ``(C, D)`` path to them. ``budget``: the most distinct projected rows
+        a sliced join may hold (past it: ``_RowBudget``, and the caller walks fewer examples).
         """
         n_head = len(self.data.predicates[self.data.target])
         for i, lit in enumerate(literals):
@@ -845,11 +861,17 @@ class Grounder:
                 rows = rows[self.test(rows, lit)]
                 rows = np.hstack([rows, np.full((len(rows), len(new)), -1, np.int64)])
                 continue
-            rows = self._join_projected(rows, lit, cap, later, n_head)
+            rows = self._join_projected(rows, lit, cap, later, n_head, budget)
         return rows if needed is None else _project(rows, needed, n_head)
 
     def _join_projected(
-        self, rows: np.ndarray, lit: Literal, cap: int | None, keep: set[int], n_head: int
+        self,
+        rows: np.ndarray,
+        lit: Literal,
+        cap: int | None,
+        keep: set[int],
+        n_head: int,
+        budget: int | None = None,
     ) -> np.ndarray:
         """:meth:`join`, in slices when it would exceed ``JOIN_BUDGET`` rows.
 
@@ -866,10 +888,12 @@ class Grounder:
         ends = np.searchsorted(np.cumsum(counts), np.arange(1, total // JOIN_BUDGET + 1)
                                * JOIN_BUDGET, side="right")  # fmt: skip
         bounds = np.unique(np.concatenate([[0], np.maximum(ends, 1), [len(rows)]]))
-        out = [
-            _project(self.join(rows[lo:hi], lit), keep, n_head)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+        out, held = [], 0
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            out.append(_project(self.join(rows[lo:hi], lit), keep, n_head))
+            held += len(out[-1])
+            if budget is not None and held > budget:
+                raise _RowBudget(f"{lit.describe()} holds more than {budget} rows")
         return _project(np.concatenate(out), keep, n_head, dedupe=True)
 
     def _match_counts(self, rows: np.ndarray, lit: Literal, n_vars: int) -> np.ndarray:
@@ -950,6 +974,10 @@ class _LRU:
 
 class GroundingLimit(Exception):
     """A test grounds more rows than the caller's cap (see :meth:`Grounder.extend`)."""
+
+
+class _RowBudget(Exception):
+    """A sliced join holds more distinct rows than the tree walk's budget (it walks fewer)."""
 
 
 @dataclass
