@@ -911,12 +911,12 @@ def _project(rows: np.ndarray, keep: set[int], n_head: int, dedupe: bool = False
     Rows that differ only in variables nothing reads again are one row. Only when some such
     column still holds values (or ``dedupe``) are the rows deduplicated.
     """
-    drop = [1 + v for v in range(n_head, rows.shape[1] - 1) if v not in keep]
-    drop = [c for c in drop if (rows[:, c] != -1).any()]  # not projected out already
+    # body columns not projected out already
+    live = [c for c in range(1 + n_head, rows.shape[1]) if (rows[:, c] != -1).any()]
+    drop = [c for c in live if c - 1 not in keep]
     if (not drop and not dedupe) or len(rows) < 2:
         return rows
-    held = [c for c in range(1 + n_head, rows.shape[1]) if c not in drop]
-    first = _first_rows(rows, [0, *(c for c in held if (rows[:, c] != -1).any())])
+    first = _first_rows(rows, [0, *(c for c in live if c not in drop)])
     if first is None:
         rows = rows.copy()  # the caller's rows (a parent's, the false branch's) stay intact
         rows[:, drop] = -1
