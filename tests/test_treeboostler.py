@@ -19,8 +19,21 @@ from sklearn.base import clone
 from tlbench.datasets.relational import fold_task
 from tlbench.datasets.toy import TOY_RELATIONAL_MAPPING, toy_relational
 from tlbench.errors import ConfigError, DataError, IncompatibleTaskError
-from tlbench.methods.relational.rdn_boost import log_loss
-from tlbench.methods.relational.treeboostler import TreeBoostler, map_trees
+from tlbench.methods.relational.metrics import relational_metrics
+from tlbench.methods.relational.rdn_boost import (
+    Literal,
+    RDNBoostModel,
+    RelationalRegressionTree,
+    TreeNode,
+    log_loss,
+)
+from tlbench.methods.relational.treeboostler import (
+    TreeBoostler,
+    map_trees,
+    revise_trees_by_purity,
+    split_validation,
+    worst_leaf,
+)
 from tlbench.registry import METHODS
 from tlbench.task import Domain, RelationalData, TransferTask
 
@@ -257,3 +270,84 @@ def test_a_mapping_that_grounds_past_the_limit_is_not_chosen():
         TreeBoostler(revision="none", max_mapping_bindings=1, same_target=True).fit(
             task.without_test()
         )
+
+
+# --------------------------------------------------------------- the released revision loop
+
+
+def _stump_model(target: str, arity: int, n_trees: int = 3) -> RDNBoostModel:
+    """Trees that are one leaf each: the bias alone (every leaf a revision point)."""
+    trees = [RelationalRegressionTree(TreeNode(), target, arity) for _ in range(n_trees)]
+    return RDNBoostModel(target=target, arity=arity, trees=trees)
+
+
+def _depth(node: TreeNode) -> int:
+    return 0 if node.is_leaf else 1 + max(_depth(node.true), _depth(node.false))
+
+
+def test_worst_leaf_is_the_least_pure_and_an_empty_leaf_counts_as_zero():
+    tree = RelationalRegressionTree(
+        TreeNode(test=(Literal("p", (0,)),), true=TreeNode(), false=TreeNode()), "t", 1
+    )
+    y = np.array([1, 1, 0, 0, 0, 1], dtype=float)
+    # leaf 0: examples 0, 1 (pure); leaf 1: 2, 3, 4, 5 (3 of 4 negative)
+    assert worst_leaf(tree, np.array([0, 0, 1, 1, 1, 1]), y) == (1, 0.75, {1})
+    assert worst_leaf(tree, np.array([1, 1, 1, 1, 1, 1]), y) == (0, 0.0, {0, 1})
+    assert worst_leaf(tree, np.array([0, 0, 1, 1, 1, 1]), np.array([1, 1, 0, 0, 0, 0.0])) == (
+        None,
+        1.0,
+        set(),
+    )
+
+
+@pytest.mark.parametrize("criterion", ["auc_roc", "cll"])
+def test_purity_revision_grows_the_bias_into_trees_within_the_limits(criterion):
+    # able to fail: from trees that are the bias alone, every tree's one leaf is impure and
+    # is grown into a subtree; the candidate must beat the bias on the validation part
+    task = toy_relational(n_entities=30, seed=2)
+    X, y = task.target.X, np.asarray(task.target.y)
+    grow, valid = split_validation(y, 0.3, np.random.default_rng(0))
+    start = _stump_model(X.target, len(X.predicates[X.target]))
+    revised, counts = revise_trees_by_purity(
+        start, X, y, grow, valid, max_depth=2, max_iterations=3, criterion=criterion,
+        node_size=2, max_leaves=3, min_leaf_examples=2.0, max_constants=10,
+        max_bindings=10**6,
+    )  # fmt: skip
+    assert counts["n_expanded"] > 0 and counts["n_revision_iterations"] >= 1
+    assert all(_depth(t.root) <= 2 and len(t.leaves()) <= 3 for t in revised.trees)
+    Xv, yv = X.subset(valid), y[valid]
+    assert relational_metrics(yv, expit(revised.predict_logits(Xv)))["auc_roc"] > 0.6
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_purity_revision_ignores_the_test_fold_and_never_loses_on_validation(seed):
+    task = toy_relational(n_entities=30, seed=seed)
+    kw = dict(revision="full", revision_points="purity", neg_pos_ratio=None)
+    full = TreeBoostler(**kw).fit(task)
+    rng = np.random.default_rng(seed)
+    shuffled = replace(task, test=replace(task.test, y=rng.permutation(task.test.y)))
+    p = full.predict_proba(task.test.X)
+    np.testing.assert_array_equal(p, TreeBoostler(**kw).fit(shuffled).predict_proba(task.test.X))
+    # the candidates only replace the re-fitted mapped trees when validation AUC-ROC rises
+    X, y = task.target.X, np.asarray(task.target.y)
+    grow, valid = split_validation(y, 0.3, np.random.default_rng(seed))
+    weights = TreeBoostler(revision="weights", neg_pos_ratio=None).fit(task.without_test())
+    revised, counts = revise_trees_by_purity(
+        weights.model_, X, y, grow, valid, max_depth=3, max_iterations=10, node_size=2,
+        max_leaves=8, min_leaf_examples=2.0, max_constants=10, max_bindings=10**6,
+    )  # fmt: skip
+    start = weights.model_.refit_leaves(X.subset(grow), y[grow])  # where the search starts
+    Xv, yv = X.subset(valid), y[valid]
+    auc = [relational_metrics(yv, expit(m.predict_logits(Xv)))["auc_roc"] for m in (revised, start)]
+    assert auc[0] >= auc[1]
+    assert {"n_pruned", "n_expanded", "n_relearned", "n_revision_iterations"} <= counts.keys()
+
+
+def test_purity_options_are_checked():
+    task, _ = _planted(0, n_entities=20)
+    with pytest.raises(ConfigError, match="revision_points"):
+        TreeBoostler(revision_points="gain").fit(task.without_test())
+    with pytest.raises(ConfigError, match="revision_criterion"):
+        TreeBoostler(revision_criterion="f1").fit(task.without_test())
+    with pytest.raises(ConfigError, match="max_revision_iterations"):
+        TreeBoostler(max_revision_iterations=0).fit(task.without_test())

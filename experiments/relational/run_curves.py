@@ -63,6 +63,15 @@ METHODS = {
     "treeboostler+none+rec": lambda: TreeBoostler(revision="none", recursion=True),
     "treeboostler+weights+rec": lambda: TreeBoostler(revision="weights", recursion=True),
     "treeboostler+full+rec": lambda: TreeBoostler(revision="full", recursion=True),
+    # TreeBoostler's released revision loop (least pure leaf per tree, subtrees, candidates
+    # judged by validation AUC-ROC) in place of the variance revision points
+    "treeboostler+purity": lambda: TreeBoostler(revision="full", revision_points="purity"),
+    "treeboostler+purity+cll": lambda: TreeBoostler(
+        revision="full", revision_points="purity", revision_criterion="cll"
+    ),
+    "treeboostler+purity+rec": lambda: TreeBoostler(
+        revision="full", revision_points="purity", recursion=True
+    ),
     # the recorded TreeBoostler runs' modes (TreeBoostler's datasets/get_datasets.py: every
     # argument + or -, never # ) with their recursion=true: no constant tests, no head tests;
     # a type reaches the trees only through recursion_<target>
@@ -128,6 +137,19 @@ def run_one(name: str, task, row: dict) -> dict:
     return out
 
 
+def run_key(row: dict) -> tuple:
+    """What identifies one run of a sweep (the row's settings, not its results)."""
+    return (
+        row["pair"],
+        row["setting"],
+        row["point"],
+        row["method"],
+        tuple(row["train_folds"]),
+        tuple(row["test_folds"]),
+        row.get("negatives", "closed_world"),
+    )
+
+
 def summary(rows: list[dict], methods: list[str]) -> None:
     print("\n| pair | train folds | method | AUC-ROC | AUC-PR | fit s | n |")
     print("|---|---|---|---|---|---|---|")
@@ -191,7 +213,9 @@ def main() -> None:
     ap.add_argument(
         "--methods",
         default=",".join(
-            m for m in METHODS if not m.endswith(("+perm", "+rec", "+va", "+tbmodes"))
+            m
+            for m in METHODS
+            if not m.endswith(("+perm", "+rec", "+va", "+tbmodes", "+purity", "+cll"))
         ),
     )
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")
@@ -200,6 +224,11 @@ def main() -> None:
         "--replot", action="store_true", help="only summarise and plot the rows of --out"
     )
     ap.add_argument("--negatives", default="closed_world", help="closed_world | treeboostler")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the runs whose row is already in --out (a stopped or killed sweep goes on)",
+    )
     args = ap.parse_args()
     methods = args.methods.split(",")
     if args.replot:
@@ -217,6 +246,13 @@ def main() -> None:
     pairs = [tuple(p.split(":")) for p in args.pairs] or PAIRS
     data_dir = os.environ.get("TLBENCH_DATA_DIR", "data")
     rows = []
+    done = {}
+    if args.resume and args.out and os.path.exists(args.out):
+        with open(args.out) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    done[run_key(r)] = r
     for source, target in pairs:
         common = dict(source=source, target=target, data_dir=data_dir, negatives=args.negatives)
         k = relational(**common).info["target_domain"]
@@ -233,6 +269,9 @@ def main() -> None:
                 }
                 if args.negatives != "closed_world":
                     row["negatives"] = args.negatives
+                if run_key(row) in done:
+                    rows.append(done[run_key(row)])
+                    continue
                 row = run_one(name, task, row)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -1164,10 +1164,21 @@ class _TreeLearner:
         """One tree fitted to the weighted gradients; returns its root and final leaves."""
         head_types = tuple(self.types[self.target])
         root = _Open(TreeNode(n_examples=self.n), np.arange(self.n), (), head_types, 0)
-        if self.max_depth > 0:
-            self.best_split(root, wg, w)
-        leaves = [root]
-        while len(leaves) < self.max_leaves:
+        return root.node, self.expand([root], wg, w, self.max_leaves)
+
+    def expand(
+        self, leaves: list[_Open], wg: np.ndarray, w: np.ndarray, max_leaves: int
+    ) -> list[_Open]:
+        """Split ``leaves`` best first until there are ``max_leaves`` (the nodes change in place).
+
+        A tree grows from its root this way; a revision grows a subtree from one leaf.
+        Returns the final leaves (the splits' children in place of their parents).
+        """
+        for leaf in leaves:
+            if leaf.depth < self.max_depth:
+                self.best_split(leaf, wg, w)
+        leaves = list(leaves)
+        while len(leaves) < max_leaves:
             ready = [lf for lf in leaves if lf.best is not None]
             if not ready:
                 break
@@ -1193,7 +1204,7 @@ class _TreeLearner:
             for child in (yes, no):
                 if child.depth < self.max_depth:
                     self.best_split(child, wg, w)
-        return root.node, leaves
+        return leaves
 
     def _ordered_types(self, leaf: _Open, test: tuple[Literal, ...]) -> tuple[str, ...]:
         found: dict[int, str] = {}

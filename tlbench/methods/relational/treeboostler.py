@@ -76,6 +76,7 @@ from ...registry import register_method
 from ...task import RelationalData, TransferTask
 from ..base import TransferMethod
 from .learner import RelationalClassifierMixin, check_examples, positives
+from .metrics import roc_auc
 from .predicate_mapping import search_mappings, with_inverses
 from .rdn_boost import (
     EQUALS,
@@ -99,6 +100,7 @@ from .rdn_boost import (
 )
 
 REVISIONS = ("full", "weights", "none")
+REVISION_POINTS = ("variance", "purity")
 
 
 # --------------------------------------------------------------------------- mapping trees
@@ -406,18 +408,18 @@ def revise_trees(
     g_data, v_data = data.subset(grow), data.subset(valid)
     yg, yv = y[grow], y[valid]
     gg, gv = Grounder(g_data), Grounder(v_data)
-    constants = value_types(g_data, max_constants, yg, max_value_arg_constants)
-    learner = _TreeLearner(
+    learner = _revision_learner(
+        g_data,
+        yg,
         gg,
-        infer_modes(g_data, set(constants)),
-        constants,
+        10**6,  # depth is bounded by the revision, one test per point
         node_size=node_size,
-        max_depth=10**6,  # depth is bounded by the revision, one test per point
         max_leaves=max_leaves,
         min_leaf=min_leaf_examples,
         max_bindings=max_bindings,
+        max_constants=max_constants,
+        max_value_arg_constants=max_value_arg_constants,
     )
-    learner.start()
     head = tuple(data.predicates[data.target])
     w = np.ones(len(grow))
     init = initial_potential(yg, w, model.init_rule)
@@ -493,6 +495,183 @@ def revise_trees(
     return revised, counts
 
 
+def _revision_learner(
+    g_data: RelationalData, yg: np.ndarray, gg: Grounder, max_depth: int, **search: Any
+) -> _TreeLearner:
+    """The RDN-Boost node search over the growing examples (revisions grow with it)."""
+    max_constants = search.pop("max_constants")
+    constants = value_types(g_data, max_constants, yg, search.pop("max_value_arg_constants"))
+    learner = _TreeLearner(
+        gg, infer_modes(g_data, set(constants)), constants, max_depth=max_depth, **search
+    )
+    learner.start()
+    return learner
+
+
+def worst_leaf(tree: RelationalRegressionTree, leaf_at: np.ndarray, y: np.ndarray) -> tuple:
+    """The revision point of TreeBoostler's released code: the least pure leaf.
+
+    A leaf is a revision point when the training examples reaching it are not all of one
+    class (a leaf no example reaches counts as purity 0). Returns ``(k, purity, impure)``:
+    the index of the least pure leaf (the first of equals, leaf order), its purity, and the
+    set of impure leaf indices; ``k`` is None when every leaf is pure.
+    """
+    purity, impure = [], set()
+    for k in range(len(tree.leaves())):
+        at = leaf_at == k
+        n, pos = int(at.sum()), float(y[at].sum())
+        p = max(pos, n - pos) / n if n else 0.0
+        purity.append(p)
+        if p < 1.0:
+            impure.add(k)
+    if not impure:
+        return None, 1.0, impure
+    k = min(impure, key=lambda j: (purity[j], j))
+    return k, purity[k], impure
+
+
+def revise_trees_by_purity(
+    model: RDNBoostModel,
+    data: RelationalData,
+    y: np.ndarray,
+    grow: np.ndarray,
+    valid: np.ndarray,
+    *,
+    max_depth: int,
+    max_iterations: int,
+    criterion: str = "auc_roc",
+    node_size: int,
+    max_leaves: int,
+    min_leaf_examples: float,
+    max_constants: int,
+    max_bindings: int,
+    max_value_arg_constants: int = 0,
+) -> tuple[RDNBoostModel, dict[str, int]]:
+    """Theory revision as TreeBoostler's released code does it (``revision_points="purity"``).
+
+    Each iteration builds one candidate model from the current one, tree by tree in
+    boosting order (each tree's gradients come from the candidate's trees before it, as
+    BoostSRL's refinement re-learns them): the tree's least pure leaf (:func:`worst_leaf`)
+    is its revision point. When no growing example reaches it, or its sibling is an impure
+    leaf too, their parent is pruned to a leaf (a parent that is the root: the tree is
+    learned again from scratch); otherwise a subtree is grown from it by the RDN-Boost node
+    search, down to ``max_depth`` and up to ``max_leaves`` leaves for the tree. Leaves are
+    fitted on the growing examples. The candidate replaces the current model only when its
+    AUC-ROC on the validation examples is higher (the released code's criterion; at first
+    the current model is the mapped trees with re-fitted leaves); the search stops at the
+    first candidate that is not better, or after ``max_iterations``.
+
+    Parameters are those of :func:`revise_trees`, with ``max_depth`` (the trees' depth
+    limit), ``max_iterations`` (the released code's ``max_revision_iterations``) and
+    ``criterion``: ``auc_roc`` (the released code's) or ``cll`` (the validation
+    log-likelihood, which the paper names for choosing between revisions).
+
+    Returns
+    -------
+    model : RDNBoostModel
+        The best model found, leaves fitted on the growing examples.
+    counts : dict
+        ``n_pruned``, ``n_expanded``, ``n_revision_points`` (of the accepted candidates),
+        ``n_revision_iterations`` (candidates built), ``n_relearned`` (trees learned again).
+    """
+    y = np.asarray(y, dtype=float)
+    g_data, v_data = data.subset(grow), data.subset(valid)
+    yg, yv = y[grow], y[valid]
+    gg, gv = Grounder(g_data), Grounder(v_data)
+    learner = _revision_learner(
+        g_data,
+        yg,
+        gg,
+        max_depth,
+        node_size=node_size,
+        max_leaves=max_leaves,
+        min_leaf=min_leaf_examples,
+        max_bindings=max_bindings,
+        max_constants=max_constants,
+        max_value_arg_constants=max_value_arg_constants,
+    )
+    head = tuple(data.predicates[data.target])
+    w = np.ones(len(grow))
+    init = initial_potential(yg, w, model.init_rule)
+    both = 0 < yv.sum() < len(yv)
+
+    def score(psi_v: np.ndarray) -> float:
+        # a validation part of one class has no AUC: the log-likelihood judges instead
+        if criterion == "auc_roc" and both:
+            return roc_auc(yv, psi_v)
+        return -log_loss(yv, psi_v)
+
+    def candidate(trees, revise: bool) -> tuple[list, float, dict[str, int]]:
+        psi_g, psi_v = np.full(len(grow), init), np.full(len(valid), init)
+        out, counts = [], {"n_pruned": 0, "n_expanded": 0, "n_revision_points": 0}
+        counts["n_relearned"] = 0
+        for old in trees:
+            tree = RelationalRegressionTree(old.root.copy(), old.target, old.arity)
+            g = gradients(yg, psi_g)
+            if revise:
+                _revise_one(tree, g, counts)
+            leaf_g = tree.leaf_index(gg, len(grow))
+            values = _leaf_values(tree, leaf_g, g, model.step)
+            _set_values(tree, values)
+            psi_g += values[leaf_g]
+            psi_v += values[tree.leaf_index(gv, len(valid))]
+            out.append(tree)
+        return out, score(psi_v), counts
+
+    def _revise_one(tree: RelationalRegressionTree, g: np.ndarray, counts: dict) -> None:
+        leaf_at = tree.leaf_index(gg, len(grow))
+        k, purity, impure = worst_leaf(tree, leaf_at, yg)
+        if k is None:
+            return
+        counts["n_revision_points"] += 1
+        paths = _paths_in_leaf_order(tree)
+        leaf = paths[k][0]
+        parent = next((n for n in tree.nodes() if n.true is leaf or n.false is leaf), None)
+        sibling = None if parent is None else (parent.false if parent.true is leaf else parent.true)
+        sibling_bad = (
+            sibling is not None
+            and sibling.is_leaf
+            and any(p[0] is sibling for j, p in enumerate(paths) if j in impure)
+        )
+        if parent is not None and (purity == 0.0 or sibling_bad):
+            if parent is tree.root:  # the released code learns such a tree again
+                tree.root, _ = learner.grow(g, w)
+                counts["n_relearned"] += 1
+            else:
+                parent.test, parent.true, parent.false = (), None, None
+                counts["n_pruned"] += 1
+            return
+        _, clause, depth = paths[k]
+        idx = np.flatnonzero(leaf_at == k)
+        point = _Open(leaf, idx, clause, _var_types(clause, head, g_data.predicates), depth)
+        budget = max_leaves - len(tree.leaves()) + 1
+        if budget > 1 and len(learner.expand([point], g, w, budget)) > 1:
+            counts["n_expanded"] += 1
+
+    current, best, _ = candidate(model.trees, revise=False)
+    totals = {"n_pruned": 0, "n_expanded": 0, "n_revision_points": 0, "n_relearned": 0}
+    n_iter = 0
+    for _ in range(max_iterations):
+        n_iter += 1
+        trees, value, counts = candidate(current, revise=True)
+        if not value > best:
+            break
+        current, best = trees, value
+        for key in totals:
+            totals[key] += counts[key]
+    revised = RDNBoostModel(
+        target=model.target,
+        arity=model.arity,
+        trees=current,
+        init=init,
+        step=model.step,
+        init_rule=model.init_rule,
+        info={},
+        recursion=model.recursion,
+    )
+    return revised, {**totals, "n_revision_iterations": n_iter}
+
+
 def _paths_in_leaf_order(tree: RelationalRegressionTree) -> list[tuple[TreeNode, tuple, int]]:
     """:func:`_paths` in the order of :meth:`RelationalRegressionTree.leaves` (leaf indices)."""
     by_id = {id(n): p for p in _paths(tree) for n in [p[0]]}
@@ -553,6 +732,17 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
     revision_threshold : float, default=0.0025
         A leaf is a revision point when its gradients' variance exceeds this (BoostSRL's
         regression trees stop splitting below a comparable variance).
+    revision_points : {"variance", "purity"}, default="variance"
+        ``variance``: :func:`revise_trees` (every revision point tried in turn, one test per
+        expansion, each judged by the validation log-loss); ``purity``: TreeBoostler's
+        released revision loop (:func:`revise_trees_by_purity`: each tree's least pure
+        leaf, pruned or grown into a subtree, whole candidates judged by validation AUC-ROC).
+    max_revision_iterations : int, default=10
+        With ``revision_points="purity"``: the most candidates built (the released code's
+        ``max_revision_iterations``).
+    revision_criterion : {"auc_roc", "cll"}, default="auc_roc"
+        With ``revision_points="purity"``: what a candidate must improve on the validation
+        examples (the released code: AUC-ROC; ``cll``: the log-likelihood).
     random_state : int or None, default=0
         Seeds the negative subsamples and the validation split.
 
@@ -606,6 +796,9 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         recursion: bool = False,
         validation_fraction: float = 0.3,
         revision_threshold: float = 0.0025,
+        revision_points: str = "variance",
+        max_revision_iterations: int = 10,
+        revision_criterion: str = "auc_roc",
         random_state: int | None = 0,
     ) -> None:
         self.revision = revision
@@ -628,6 +821,9 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         self.recursion = recursion
         self.validation_fraction = validation_fraction
         self.revision_threshold = revision_threshold
+        self.revision_points = revision_points
+        self.max_revision_iterations = max_revision_iterations
+        self.revision_criterion = revision_criterion
         self.random_state = random_state
 
     def _target_view(self, X: RelationalData) -> RelationalData:
@@ -648,6 +844,18 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             )
         if self.revision_threshold < 0:
             raise ConfigError("method.revision_threshold must be >= 0")
+        if self.revision_points not in REVISION_POINTS:
+            raise ConfigError(
+                f"method.revision_points must be one of {REVISION_POINTS}, "
+                f"got {self.revision_points!r}"
+            )
+        if self.revision_criterion not in ("auc_roc", "cll"):
+            raise ConfigError(
+                "method.revision_criterion must be 'auc_roc' or 'cll', "
+                f"got {self.revision_criterion!r}"
+            )
+        if self.max_revision_iterations < 1:
+            raise ConfigError("method.max_revision_iterations must be >= 1")
 
     def fit(self, task: TransferTask, trainer: Any | None = None) -> Self:
         """Learn the source trees, search the mapping, revise on the labeled target examples."""
@@ -729,20 +937,36 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
             model = weights
             if self.revision == "full":
                 grow, valid = split_validation(y, self.validation_fraction, rng)
-                revised, counts = revise_trees(
-                    weights,
-                    world,
-                    y,
-                    grow,
-                    valid,
-                    node_size=self.node_size,
-                    max_leaves=self.max_leaves,
-                    min_leaf_examples=self.min_leaf_examples,
-                    max_constants=self.max_constants,
-                    max_value_arg_constants=self.max_value_arg_constants,
-                    max_bindings=self.max_bindings,
-                    revision_threshold=self.revision_threshold,
-                )
+                search = {
+                    "node_size": self.node_size,
+                    "max_leaves": self.max_leaves,
+                    "min_leaf_examples": self.min_leaf_examples,
+                    "max_constants": self.max_constants,
+                    "max_value_arg_constants": self.max_value_arg_constants,
+                    "max_bindings": self.max_bindings,
+                }
+                if self.revision_points == "purity":
+                    revised, counts = revise_trees_by_purity(
+                        weights,
+                        world,
+                        y,
+                        grow,
+                        valid,
+                        max_depth=self.max_depth,
+                        max_iterations=self.max_revision_iterations,
+                        criterion=self.revision_criterion,
+                        **search,
+                    )
+                else:
+                    revised, counts = revise_trees(
+                        weights,
+                        world,
+                        y,
+                        grow,
+                        valid,
+                        revision_threshold=self.revision_threshold,
+                        **search,
+                    )
                 revised = revised.refit_leaves(data, y)
                 fit_w = log_loss(y, weights.predict_logits(data))
                 fit_r = log_loss(y, revised.predict_logits(data))
