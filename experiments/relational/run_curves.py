@@ -47,6 +47,7 @@ PAIRS = [
 PERM = {"arg_permutations": True, "same_target": True}
 VA = 200  # the clause learner's max_constants
 TBMODES = {"recursion": True, "max_constants": 0}
+GIBBS = {"recursion": True, "recursive_inference": "gibbs"}
 METHODS = {
     "scratch": lambda: RelationalScratch(),
     "rdn_boost": lambda: RDNBoost(),
@@ -63,6 +64,11 @@ METHODS = {
     "treeboostler+none+rec": lambda: TreeBoostler(revision="none", recursion=True),
     "treeboostler+weights+rec": lambda: TreeBoostler(revision="weights", recursion=True),
     "treeboostler+full+rec": lambda: TreeBoostler(revision="full", recursion=True),
+    # recursion with Gibbs sampling in place of hard iterative classification when predicting
+    "rdn_boost+rec+gibbs": lambda: RDNBoost(recursion=True, recursive_inference="gibbs"),
+    "treeboostler+none+rec+gibbs": lambda: TreeBoostler(revision="none", **GIBBS),
+    "treeboostler+weights+rec+gibbs": lambda: TreeBoostler(revision="weights", **GIBBS),
+    "treeboostler+full+rec+gibbs": lambda: TreeBoostler(revision="full", **GIBBS),
     # TreeBoostler's released revision loop (least pure leaf per tree, subtrees, candidates
     # judged by validation AUC-ROC) in place of the variance revision points
     "treeboostler+purity": lambda: TreeBoostler(revision="full", revision_points="purity"),
@@ -95,6 +101,9 @@ DIAG = (
     "n_recursive_nodes",
     "n_source_recursive_nodes",
     "n_final_recursive_nodes",
+    "n_revision_points",
+    "n_relearned",
+    "n_revision_iterations",
 )
 
 
@@ -215,7 +224,7 @@ def main() -> None:
         default=",".join(
             m
             for m in METHODS
-            if not m.endswith(("+perm", "+rec", "+va", "+tbmodes", "+purity", "+cll"))
+            if not m.endswith(("+perm", "+rec", "+va", "+tbmodes", "+purity", "+cll", "+gibbs"))
         ),
     )
     ap.add_argument("--out", default=None, help="append the rows to this jsonl")

@@ -103,6 +103,8 @@ ROW_BUDGET = 4 * JOIN_BUDGET
 RECURSION_PREFIX = "recursion_"
 #: Rounds of iterative classification when a recursive model predicts.
 RECURSION_ROUNDS = 5
+#: How a recursive model fills in the atoms it predicts.
+INFERENCES = ("iterative", "gibbs")
 
 Arg = int | str  # an int is a variable (0 .. arity-1: the head's), a str a constant
 
@@ -339,6 +341,11 @@ class RDNBoostModel:
     evidence : tuple of tuple of str
         With ``recursion``: the target atoms known to be true when predicting (the training
         positives); the atoms being predicted are filled in by iterative classification.
+    inference : {"iterative", "gibbs"}
+        With ``recursion``: how the atoms being predicted are filled in
+        (:meth:`predict_logits`).
+    gibbs_samples, gibbs_burn_in, seed : int
+        With ``inference="gibbs"``: sweeps averaged, sweeps discarded first, and the seed.
     """
 
     target: str
@@ -350,6 +357,10 @@ class RDNBoostModel:
     info: dict[str, Any] = field(default_factory=dict)
     recursion: bool = False
     evidence: tuple[tuple[str, ...], ...] = ()
+    inference: str = "iterative"
+    gibbs_samples: int = 20
+    gibbs_burn_in: int = 5
+    seed: int = 0
 
     def predicates(self) -> set[str]:
         """Body predicates used by any tree."""
@@ -368,6 +379,15 @@ class RDNBoostModel:
         true (``psi > 0``) join the known atoms (iterative classification, Neville & Jensen,
         JMLR 8, 2007, with hard labels), stopping early when those atoms stop changing. An
         example never reads an atom of its own subject.
+
+        With ``inference="gibbs"`` the atoms are sampled instead (Gibbs sampling, as an RDN's
+        joint inference is defined, Neville & Jensen 2007; with one block: every atom is
+        drawn from its conditional given the previous sweep's), starting from the model with
+        no atom guessed; the returned ``psi`` is the logit of the mean conditional
+        probability over ``gibbs_samples`` sweeps after ``gibbs_burn_in``. Where no atom of
+        a test world is known, iterative classification can stay where it starts (every
+        atom false, so a tree whose first test reads one sends every example the same way);
+        sampling does not.
         """
         if not self.recursion:
             self._check_data(data)
@@ -377,6 +397,8 @@ class RDNBoostModel:
         others = [t for t in self.trees if rec not in t.predicates()]
         # trees that read no target atom do not change from round to round
         fixed = self._logits(Grounder(self._with_known(data, self.evidence)), len(data), others)
+        if self.inference == "gibbs" and reads:
+            return self._gibbs(data, fixed, reads)
         psi, guessed = fixed, ()
         for k in range(1 + (n_iter if reads else 0)):
             known = self._with_known(data, self.evidence + guessed)
@@ -386,6 +408,25 @@ class RDNBoostModel:
                 break
             guessed = now
         return psi
+
+    def _gibbs(
+        self, data: RelationalData, fixed: np.ndarray, reads: Sequence[RelationalRegressionTree]
+    ) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n = len(data)
+
+        def conditional(atoms: tuple[tuple[str, ...], ...]) -> np.ndarray:
+            known = self._with_known(data, self.evidence + atoms)
+            return fixed + self._logits(Grounder(known), n, reads, init=0.0)
+
+        psi, total = conditional(()), np.zeros(n)
+        for sweep in range(self.gibbs_burn_in + self.gibbs_samples):
+            drawn = rng.random(n) < expit(psi)
+            psi = conditional(tuple(e for e, d in zip(data.examples, drawn, strict=True) if d))
+            if sweep >= self.gibbs_burn_in:
+                total += expit(psi)
+        p = np.clip(total / self.gibbs_samples, 1e-9, 1 - 1e-9)
+        return np.log(p) - np.log1p(-p)
 
     def _with_known(self, data: RelationalData, atoms: Sequence[tuple[str, ...]]):
         data = with_recursion(data, atoms)
@@ -1364,6 +1405,22 @@ def learn_rdn_boost(
 # --------------------------------------------------------------------------- the method
 
 
+def with_inference(model: RDNBoostModel, estimator: Any) -> RDNBoostModel:
+    """``model`` predicting with an estimator's recursive inference settings.
+
+    ``estimator`` has ``recursive_inference``, ``gibbs_samples``, ``gibbs_burn_in`` and
+    ``random_state`` (:class:`RDNBoost`, TreeBoostler).
+    """
+    seed = estimator.random_state
+    return replace(
+        model,
+        inference=estimator.recursive_inference,
+        gibbs_samples=estimator.gibbs_samples,
+        gibbs_burn_in=estimator.gibbs_burn_in,
+        seed=0 if seed is None else int(seed),
+    )
+
+
 def subsample_negatives(y: np.ndarray, ratio: float | None, rng: np.random.Generator) -> np.ndarray:
     """Indices of every positive and at most ``ratio`` negatives per positive (seeded, sorted)."""
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
@@ -1414,8 +1471,15 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         positives and, by iterative classification, the model's own predictions when
         predicting. No example reads an atom of its own subject (first argument), and no
         test label is read.
+    recursive_inference : {"iterative", "gibbs"}, default="iterative"
+        With ``recursion``: how the atoms being predicted are filled in (hard iterative
+        classification, or Gibbs sampling; :meth:`RDNBoostModel.predict_logits`).
+    gibbs_samples : int, default=20
+        Sweeps averaged with ``recursive_inference="gibbs"``.
+    gibbs_burn_in : int, default=5
+        Sweeps discarded before them.
     random_state : int or None, default=0
-        Seeds the negative subsample.
+        Seeds the negative subsample (and the Gibbs sampler).
 
     Attributes
     ----------
@@ -1453,6 +1517,9 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         modes: str | list[str] | None = None,
         max_bindings: int = 1_000_000,
         recursion: bool = False,
+        recursive_inference: str = "iterative",
+        gibbs_samples: int = 20,
+        gibbs_burn_in: int = 5,
         random_state: int | None = 0,
     ) -> None:
         self.n_trees = n_trees
@@ -1468,6 +1535,9 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
         self.modes = modes
         self.max_bindings = max_bindings
         self.recursion = recursion
+        self.recursive_inference = recursive_inference
+        self.gibbs_samples = gibbs_samples
+        self.gibbs_burn_in = gibbs_burn_in
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -1489,6 +1559,13 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
             (self.max_constants >= 0, "method.max_constants must be >= 0"),
             (self.max_value_arg_constants >= 0, "method.max_value_arg_constants must be >= 0"),
             (self.max_bindings >= 1, "method.max_bindings must be >= 1"),
+            (
+                self.recursive_inference in INFERENCES,
+                f"method.recursive_inference must be one of {INFERENCES}, "
+                f"got {self.recursive_inference!r}",
+            ),
+            (self.gibbs_samples >= 1, "method.gibbs_samples must be >= 1"),
+            (self.gibbs_burn_in >= 0, "method.gibbs_burn_in must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -1535,6 +1612,7 @@ class RDNBoost(RelationalClassifierMixin, TransferMethod):
             max_bindings=self.max_bindings,
             recursion=bool(self.recursion),
         )
+        self.model_ = with_inference(self.model_, self)
         seconds = time.perf_counter() - start
         self.target_predicate_ = data.target
         self.classes_ = np.array([0, 1])

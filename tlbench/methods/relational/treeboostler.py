@@ -33,6 +33,12 @@ dependency networks", Machine Learning 109, 2020 (https://doi.org/10.1007/s10994
    target training example; if that model fits the training examples worse than the
    ``weights`` model, the ``weights`` model is kept (``diagnostics_["revision_kept"]``; the
    counts of pruned and expanded nodes then describe the revision that was not kept).
+   ``revision_points="purity"`` replaces the point-by-point search by the revision loop of
+   TreeBoostler's released code (:func:`revise_trees_by_purity`): per tree the least pure
+   leaf is the revision point; it is pruned with its sibling or grown into a subtree, all
+   trees at once make one candidate, and a candidate replaces the current model only when
+   it scores higher on the validation part (AUC-ROC as released, or ``cll``), for at most
+   ``max_revision_iterations`` candidates.
    The test fold is never seen: the method reads ``task.target`` only.
 
 Diagnostics: the mapping and the type mapping, the trees and test nodes of the source model
@@ -54,12 +60,17 @@ Deviations from the paper
   predicate; TreeBoostler's recorded runs allowed both (``searchArgPermutation``,
   ``allowSameTargetMap``), here ``arg_permutations`` (binary predicates only, through their
   inverses) and ``same_target``.
-- Revision points are leaves with a high gradient variance and inner nodes whose children are
-  leaves; an expansion adds one test (a conjunction of at most ``node_size`` literals) per
-  revision point, and acceptance is judged on a held-out part of the target training data.
-  TreeBoostler marks revision points by the variance of the examples reaching each node and
-  re-learns whole branches with BoostSRL, choosing between pruned and expanded theories by
-  their conditional log-likelihood on the training data.
+- The default revision points are leaves with a high gradient variance and inner nodes whose
+  children are leaves; an expansion adds one test (a conjunction of at most ``node_size``
+  literals) per revision point, and acceptance is judged on a held-out part of the target
+  training data. The paper marks revision points by the examples reaching each leaf and
+  re-learns whole branches with BoostSRL; ``revision_points="purity"`` follows its released
+  code (``boostedrevision.py``: impure leaves, the worst per tree, BoostSRL's refinement
+  with ``forceLearningIn`` / ``removeNode``). Differences there: the subtree is grown by
+  :mod:`.rdn_boost`'s node search and leaves are fitted in boosting order on the growing
+  part, where BoostSRL re-learns every tree's refinement; the validation part is held out
+  (``validation_fraction``), where the released experiments judged on a sample of the
+  training examples they also learned from.
 """
 
 from __future__ import annotations
@@ -96,6 +107,7 @@ from .rdn_boost import (
     recursion_predicate,
     subsample_negatives,
     value_types,
+    with_inference,
     with_recursion,
 )
 
@@ -740,6 +752,10 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
     max_revision_iterations : int, default=10
         With ``revision_points="purity"``: the most candidates built (the released code's
         ``max_revision_iterations``).
+    recursive_inference, gibbs_samples, gibbs_burn_in
+        With ``recursion``: how the final trees fill in the atoms they predict (as
+        :class:`~.rdn_boost.RDNBoost`; the mapping score and the revision use iterative
+        classification on the training examples, whose other labels are known).
     revision_criterion : {"auc_roc", "cll"}, default="auc_roc"
         With ``revision_points="purity"``: what a candidate must improve on the validation
         examples (the released code: AUC-ROC; ``cll``: the log-likelihood).
@@ -799,6 +815,9 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         revision_points: str = "variance",
         max_revision_iterations: int = 10,
         revision_criterion: str = "auc_roc",
+        recursive_inference: str = "iterative",
+        gibbs_samples: int = 20,
+        gibbs_burn_in: int = 5,
         random_state: int | None = 0,
     ) -> None:
         self.revision = revision
@@ -824,6 +843,9 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
         self.revision_points = revision_points
         self.max_revision_iterations = max_revision_iterations
         self.revision_criterion = revision_criterion
+        self.recursive_inference = recursive_inference
+        self.gibbs_samples = gibbs_samples
+        self.gibbs_burn_in = gibbs_burn_in
         self.random_state = random_state
 
     def _target_view(self, X: RelationalData) -> RelationalData:
@@ -975,7 +997,7 @@ class TreeBoostler(RelationalClassifierMixin, TransferMethod):
                 else:  # never a worse training fit than the re-fitted mapped trees
                     kept = "weights (the revised trees fitted the training examples worse)"
         times["revision_seconds"] = time.perf_counter() - t0
-        self.model_ = model
+        self.model_ = with_inference(model, self)
         self.target_predicate_ = target.X.target
         self.classes_ = np.array([0, 1])
         self.diagnostics_ = {
