@@ -55,8 +55,11 @@ Deviations from the paper (and from BoostSRL)
   never grounds a test with an atom of its own subject (first argument; see
   :func:`with_recursion`: BoostSRL only leaves out the example's own atom); when
   predicting they are the training positives, and the atoms being predicted are filled in
-  by at most five rounds of iterative classification with hard labels (stopping at a fixed
-  point), where BoostSRL and the RDN papers sample (Gibbs). The recorded
+  by default by at most five rounds of iterative classification with hard labels (stopping
+  at a fixed point), where BoostSRL and the RDN papers sample (Gibbs);
+  ``recursive_inference="gibbs"`` samples, with every atom drawn at once from the previous
+  sweep's conditionals (a synchronous update: an approximation of the one-atom-at-a-time
+  sampler, which would walk the trees once per atom). The recorded
   TreeBoostler runs also added every fold's positives, test folds included, as facts; here
   no test label is read. One target predicate, no joint inference over several.
 - A candidate test whose groundings would exceed ``max_bindings`` rows is skipped during
@@ -96,9 +99,10 @@ INITS: tuple[str, ...] = ("zero", "log_odds", "boostsrl")
 LEAF_CHUNK = 1024
 #: Rows one slice of a projected join may produce (:meth:`Grounder.extend`).
 JOIN_BUDGET = 16_000_000
-#: Distinct projected rows one join of a chunked tree walk may hold before the walk splits its
-#: chunk of examples in two (the distinct rows grow with the examples walked together).
-ROW_BUDGET = 4 * JOIN_BUDGET
+#: Projected rows one join of a chunked tree walk may hold before the walk splits its chunk
+#: of examples in two (the rows grow with the examples walked together); 2 GiB at eight
+#: int64 columns (at four times this, a NELL walk met the 11 GB cap of its run).
+ROW_BUDGET = 2 * JOIN_BUDGET
 #: BoostSRL's name prefix for the target's other atoms read as facts (``recursion=true``).
 RECURSION_PREFIX = "recursion_"
 #: Rounds of iterative classification when a recursive model predicts.
@@ -381,8 +385,8 @@ class RDNBoostModel:
         example never reads an atom of its own subject.
 
         With ``inference="gibbs"`` the atoms are sampled instead (Gibbs sampling, as an RDN's
-        joint inference is defined, Neville & Jensen 2007; with one block: every atom is
-        drawn from its conditional given the previous sweep's), starting from the model with
+        joint inference is defined, Neville & Jensen 2007; synchronously: every atom is
+        drawn from its conditional given the previous sweep), starting from the model with
         no atom guessed; the returned ``psi`` is the logit of the mean conditional
         probability over ``gibbs_samples`` sweeps after ``gibbs_burn_in``. Where no atom of
         a test world is known, iterative classification can stay where it starts (every

@@ -416,25 +416,13 @@ def revise_trees(
     counts : dict
         ``n_pruned``, ``n_expanded``, ``n_revision_points``.
     """
-    y = np.asarray(y, dtype=float)
-    g_data, v_data = data.subset(grow), data.subset(valid)
-    yg, yv = y[grow], y[valid]
-    gg, gv = Grounder(g_data), Grounder(v_data)
-    learner = _revision_learner(
-        g_data,
-        yg,
-        gg,
-        10**6,  # depth is bounded by the revision, one test per point
-        node_size=node_size,
-        max_leaves=max_leaves,
-        min_leaf=min_leaf_examples,
-        max_bindings=max_bindings,
-        max_constants=max_constants,
-        max_value_arg_constants=max_value_arg_constants,
-    )
-    head = tuple(data.predicates[data.target])
-    w = np.ones(len(grow))
-    init = initial_potential(yg, w, model.init_rule)
+    search = dict(node_size=node_size, max_leaves=max_leaves, min_leaf=min_leaf_examples)
+    search |= dict(max_bindings=max_bindings, max_constants=max_constants)
+    search["max_value_arg_constants"] = max_value_arg_constants
+    # depth is bounded by the revision, one test per point
+    r = _Revision(model, data, y, grow, valid, 10**6, search)
+    g_data, yg, yv, gg, gv = r.g_data, r.yg, r.yv, r.gg, r.gv
+    learner, head, w, init = r.learner, r.head, r.w, r.init
     psi_g, psi_v = np.full(len(grow), init), np.full(len(valid), init)
     counts = {"n_pruned": 0, "n_expanded": 0, "n_revision_points": 0}
     trees = []
@@ -494,30 +482,46 @@ def revise_trees(
         psi_g += values[tree.leaf_index(gg, len(grow))]
         psi_v += values[tree.leaf_index(gv, len(valid))]
         trees.append(tree)
-    revised = RDNBoostModel(
-        target=model.target,
-        arity=model.arity,
-        trees=trees,
-        init=init,
-        step=model.step,
-        init_rule=model.init_rule,
-        info={},
-        recursion=model.recursion,
-    )
-    return revised, counts
+    return r.model_of(trees), counts
 
 
-def _revision_learner(
-    g_data: RelationalData, yg: np.ndarray, gg: Grounder, max_depth: int, **search: Any
-) -> _TreeLearner:
-    """The RDN-Boost node search over the growing examples (revisions grow with it)."""
-    max_constants = search.pop("max_constants")
-    constants = value_types(g_data, max_constants, yg, search.pop("max_value_arg_constants"))
-    learner = _TreeLearner(
-        gg, infer_modes(g_data, set(constants)), constants, max_depth=max_depth, **search
-    )
-    learner.start()
-    return learner
+class _Revision:
+    """What both revision searches start from.
+
+    The growing and validation parts, the node search over the growing examples, and
+    ``psi_0`` of the growing labels.
+    """
+
+    def __init__(
+        self,
+        model: RDNBoostModel,
+        data: RelationalData,
+        y: np.ndarray,
+        grow: np.ndarray,
+        valid: np.ndarray,
+        max_depth: int,
+        search: dict[str, Any],
+    ) -> None:
+        y = np.asarray(y, dtype=float)
+        self.g_data = data.subset(grow)
+        self.yg, self.yv = y[grow], y[valid]
+        self.gg, self.gv = Grounder(self.g_data), Grounder(data.subset(valid))
+        search = dict(search)
+        max_constants = search.pop("max_constants")
+        constants = value_types(
+            self.g_data, max_constants, self.yg, search.pop("max_value_arg_constants")
+        )
+        modes = infer_modes(self.g_data, set(constants))
+        self.learner = _TreeLearner(self.gg, modes, constants, max_depth=max_depth, **search)
+        self.learner.start()
+        self.head = tuple(data.predicates[data.target])
+        self.w = np.ones(len(grow))
+        self.init = initial_potential(self.yg, self.w, model.init_rule)
+        self.model = model
+
+    def model_of(self, trees: list[RelationalRegressionTree]) -> RDNBoostModel:
+        """The revised trees as a model (the source model's step, rule and recursion)."""
+        return replace(self.model, trees=trees, init=self.init, info={}, evidence=())
 
 
 def worst_leaf(tree: RelationalRegressionTree, leaf_at: np.ndarray, y: np.ndarray) -> tuple:
@@ -586,25 +590,12 @@ def revise_trees_by_purity(
         ``n_pruned``, ``n_expanded``, ``n_revision_points`` (of the accepted candidates),
         ``n_revision_iterations`` (candidates built), ``n_relearned`` (trees learned again).
     """
-    y = np.asarray(y, dtype=float)
-    g_data, v_data = data.subset(grow), data.subset(valid)
-    yg, yv = y[grow], y[valid]
-    gg, gv = Grounder(g_data), Grounder(v_data)
-    learner = _revision_learner(
-        g_data,
-        yg,
-        gg,
-        max_depth,
-        node_size=node_size,
-        max_leaves=max_leaves,
-        min_leaf=min_leaf_examples,
-        max_bindings=max_bindings,
-        max_constants=max_constants,
-        max_value_arg_constants=max_value_arg_constants,
-    )
-    head = tuple(data.predicates[data.target])
-    w = np.ones(len(grow))
-    init = initial_potential(yg, w, model.init_rule)
+    search = dict(node_size=node_size, max_leaves=max_leaves, min_leaf=min_leaf_examples)
+    search |= dict(max_bindings=max_bindings, max_constants=max_constants)
+    search["max_value_arg_constants"] = max_value_arg_constants
+    r = _Revision(model, data, y, grow, valid, max_depth, search)
+    g_data, yg, yv, gg, gv = r.g_data, r.yg, r.yv, r.gg, r.gv
+    learner, head, w, init = r.learner, r.head, r.w, r.init
     both = 0 < yv.sum() < len(yv)
 
     def score(psi_v: np.ndarray) -> float:
@@ -671,17 +662,7 @@ def revise_trees_by_purity(
         current, best = trees, value
         for key in totals:
             totals[key] += counts[key]
-    revised = RDNBoostModel(
-        target=model.target,
-        arity=model.arity,
-        trees=current,
-        init=init,
-        step=model.step,
-        init_rule=model.init_rule,
-        info={},
-        recursion=model.recursion,
-    )
-    return revised, {**totals, "n_revision_iterations": n_iter}
+    return r.model_of(current), {**totals, "n_revision_iterations": n_iter}
 
 
 def _paths_in_leaf_order(tree: RelationalRegressionTree) -> list[tuple[TreeNode, tuple, int]]:
