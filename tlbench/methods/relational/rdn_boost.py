@@ -101,7 +101,9 @@ LEAF_CHUNK = 1024
 JOIN_BUDGET = 16_000_000
 #: Projected rows one join of a chunked tree walk may hold before the walk splits its chunk
 #: of examples in two (the rows grow with the examples walked together); 2 GiB at eight
-#: int64 columns (at four times this, a NELL walk met the 11 GB cap of its run).
+#: int64 columns. It bounds one join, not the walk: the slices being joined and the rows of
+#: the path above come on top (a NELL Sports -> Finances recursive walk still exceeded a
+#: 13 GB address cap with it, and an 11 GB one at twice it).
 ROW_BUDGET = 2 * JOIN_BUDGET
 #: BoostSRL's name prefix for the target's other atoms read as facts (``recursion=true``).
 RECURSION_PREFIX = "recursion_"
