@@ -172,6 +172,34 @@ def test_digits_resize_keeps_the_images_and_rejects_tiny_sizes(tmp_path):
         mnist_usps(data_dir=tmp_path, image_size=2)
 
 
+def test_mnist_file_replaces_the_stored_mnist_at_its_own_resolution(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("MNIST", "USPS"):
+        _write_mat(tmp_path / "mnist_usps_jda" / f"{name}.mat", "fts", 20, 256, 10, rng)
+    full = tmp_path / "MNIST28.mat"
+    img = np.zeros((30, 28, 28))
+    img[:, 4:24, 13:15] = 1.0  # a thin upright stroke: a "1" in MNIST's 20x20 box
+    labels = (np.arange(30) % 10 + 1).astype(np.uint8)[:, None]
+    scipy.io.savemat(full, {"fts": img.reshape(30, 784), "labels": labels})
+    stored = mnist_usps(data_dir=tmp_path, preprocess="none", image_size=32)
+    task = mnist_usps(data_dir=tmp_path, preprocess="none", image_size=32, mnist_file=str(full))
+    assert task.source.X.shape == (30, 1024)
+    assert task.source.y.tolist() == [i % 10 for i in range(30)]
+    np.testing.assert_array_equal(task.target.X, stored.target.X)  # USPS is still the stored file
+    big = task.source.X[0].reshape(32, 32)
+    assert big[16, 15:17].min() > 0.5 and big[16, :10].max() == 0.0  # the stroke stays centred
+    assert str(full) in task.info["files"]
+    small = mnist_usps(data_dir=tmp_path, preprocess="none", mnist_file=full)  # 28 -> stored 16
+    assert small.source.X.shape == (30, 256)
+    with pytest.raises(MissingDataError, match="make_mnist_fullres.py"):
+        mnist_usps(data_dir=tmp_path, mnist_file=str(tmp_path / "absent.mat"))
+    scipy.io.savemat(full, {"fts": np.zeros((30, 700)), "labels": labels})
+    with pytest.raises(DataError, match=r"expected \(30, 256 or 784\)"):
+        mnist_usps(data_dir=tmp_path, mnist_file=str(full))
+    with pytest.raises(ValueError, match="not square"):
+        resize(np.zeros((2, 700)), 16)
+
+
 def test_fake_amazon_protocols_and_sparsity(tmp_path):
     _fake_amazon(tmp_path, np.random.default_rng(0))
     task = amazon_reviews(data_dir=tmp_path, source="kitchen", target="books")

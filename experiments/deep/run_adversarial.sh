@@ -19,7 +19,8 @@
 #     SELECTION=entropy (the default) also records the selection protocols' scores (source_val,
 #     iwv, dev from a second, held-out fit, and entropy) next to the accuracy; SELECTION=none
 #     skips that second fit: the accuracy is the same (the main fit does not change).
-# The two directions run side by side, one thread each.
+# The two directions run side by side, one thread each. EXTRA adds overrides to every run and
+# TAG names the output folders (run_fullres.sh uses both).
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_adversarial.sh
 #   python -m tlbench.report outputs/multirun/deep_adversarial_mnist_usps   # and deep_adversarial_usps_mnist
 set -euo pipefail
@@ -28,12 +29,13 @@ export TLBENCH_DATA_DIR=${TLBENCH_DATA_DIR:-../shared/data} OMP_NUM_THREADS=1
 SEEDS=${SEEDS:-0,1,2}
 SELECTION=${SELECTION:-entropy}
 METHODS=${METHODS:-source_only_deep adda dann domain_confusion}
+TAG=${TAG:-deep_adversarial}
 COMMON="dataset=mnist_usps dataset.preprocess=none dataset.image_size=32 method.backbone=lenet
   method.input_shape=[1,32,32] method.bottleneck_dim=0 trainer.batch_size=64
-  trainer.weight_decay=2.5e-5 trainer.progress_bar=false selection=$SELECTION"
+  trainer.weight_decay=2.5e-5 trainer.progress_bar=false selection=$SELECTION ${EXTRA:-}"
 ADAM="trainer.optimizer=adam trainer.lr=0.001 trainer.schedule=constant"
 run() {  # source target
-  local out=outputs/multirun/deep_adversarial_$1_$2 m
+  local out=outputs/multirun/${TAG}_$1_$2 m
   mkdir -p "$out"
   for m in $METHODS; do
     case $m in

@@ -75,7 +75,13 @@ def labels_from_mat(labels: np.ndarray, path: Path, first: int = 1) -> np.ndarra
 
 
 def load_mat_domain(
-    path: Path, x_key: str, y_key: str, *, n_features: int, num_classes: int, first: int = 1
+    path: Path,
+    x_key: str,
+    y_key: str,
+    *,
+    n_features: int | tuple[int, ...],
+    num_classes: int,
+    first: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read one domain ``(X, y)`` from a .mat file and check it against the expected format.
 
@@ -85,8 +91,8 @@ def load_mat_domain(
         The file (from :func:`data_file`).
     x_key, y_key : str
         Names of the feature matrix ``(n, n_features)`` and of the label vector.
-    n_features : int
-        Expected number of columns of ``X``.
+    n_features : int or tuple of int
+        Expected number of columns of ``X`` (a tuple: any of them).
     num_classes : int
         Labels must lie in ``first .. first + num_classes - 1``.
     first : int
@@ -106,10 +112,12 @@ def load_mat_domain(
     if not np.issubdtype(mat[y_key].dtype, np.number):
         raise DataError(f"{path}: {y_key!r} is not a numeric vector (dtype {mat[y_key].dtype})")
     y = labels_from_mat(mat[y_key], path, first=first)
-    if X.ndim != 2 or X.shape != (len(y), n_features):
+    allowed = (n_features,) if isinstance(n_features, int) else tuple(n_features)
+    if X.ndim != 2 or X.shape[0] != len(y) or X.shape[1] not in allowed:
+        cols = " or ".join(map(str, allowed))
         raise DataError(
-            f"{path}: {x_key!r} has shape {X.shape}; expected ({len(y)}, {n_features}), one row "
-            f"of {n_features} features per label in {y_key!r}"
+            f"{path}: {x_key!r} has shape {X.shape}; expected ({len(y)}, {cols}), one row "
+            f"of {cols} features per label in {y_key!r}"
         )
     if y.max() >= num_classes:
         raise DataError(
@@ -125,7 +133,7 @@ def mat_pair_task(
     files: dict[str, str],
     *,
     x_key: str,
-    n_features: int,
+    n_features: int | tuple[int, ...],
     num_classes: int,
     source: str | Sequence[str],
     target: str,
@@ -136,18 +144,21 @@ def mat_pair_task(
     target_labeled: int | float | str | None,
     seed: int,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    paths: dict[str, Path] | None = None,
 ) -> TransferTask:
     """The task of domains stored as one ``.mat`` file each (features ``x_key``, ``labels``).
 
     Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names
     (``source`` may list several domains, see :func:`parse_sources`), reads and checks the
-    files, applies ``transform`` to each domain's features (before the preprocessing), then
+    files (``data_dir/folder/files[name]``, or ``paths[name]`` where given), applies
+    ``transform`` to each domain's features (before the preprocessing), then
     :func:`make_task` with the adapter's options.
     """
     sources = check_domains(dataset, source, target, tuple(files))
+    paths = paths or {}
     domains = {}
     for name in (*sources, target):
-        path = data_file(data_dir, folder, files[name])
+        path = paths.get(name) or data_file(data_dir, folder, files[name])
         X, y = load_mat_domain(
             path, x_key, "labels", n_features=n_features, num_classes=num_classes
         )
@@ -161,7 +172,12 @@ def mat_pair_task(
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
-        info={"files": [f"{folder}/{files[name]}" for name in (*sources, target)]},
+        info={
+            "files": [
+                str(paths[name]) if name in paths else f"{folder}/{files[name]}"
+                for name in (*sources, target)
+            ]
+        },
     )
 
 

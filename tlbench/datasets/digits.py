@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDataError
 from ..registry import register_dataset
 from ..task import TransferTask
 from .common import mat_pair_task
@@ -22,6 +22,8 @@ FILES = {"mnist": "MNIST.mat", "usps": "USPS.mat"}
 NUM_CLASSES = 10
 N_FEATURES = 256  # 16 x 16 pixels, row-major
 SIZE = 16
+MNIST_FILE_FEATURES = (256, 784)  # a replacement MNIST file: 16 x 16 or MNIST's own 28 x 28
+MAKE_MNIST_FILE = "experiments/deep/make_mnist_fullres.py"
 
 
 @register_dataset(
@@ -42,6 +44,7 @@ def mnist_usps(
     test_size: float = 0.3,
     target_labeled: int | float | str | None = 0,
     seed: int = 0,
+    mnist_file: str | Path | None = None,
 ) -> TransferTask:
     """MNIST and USPS digits as 256-dim pixel vectors in [0, 1], labels 0..9.
 
@@ -66,6 +69,12 @@ def mnist_usps(
         scores on them; ``inductive`` holds out a stratified ``test_size`` part of the target.
     test_size, target_labeled, seed
         See :mod:`tlbench.datasets.common`.
+    mnist_file : str or Path, optional
+        A ``.mat`` file (``fts`` of shape (n, 784) or (n, 256) in [0, 1], ``labels`` = digit
+        + 1) read in place of the JDA set's 16x16 ``MNIST.mat``: e.g. MNIST digits at their
+        own 28x28 resolution, written by ``experiments/deep/make_mnist_fullres.py``. Its
+        images are resized to ``image_size`` like the others. Absolute, or relative to the
+        working directory.
 
     Returns
     -------
@@ -76,15 +85,30 @@ def mnist_usps(
     M. Long, J. Wang, G. Ding, J. Sun, P. S. Yu. Transfer Feature Learning with Joint
     Distribution Adaptation. ICCV 2013.
     """
-    if int(image_size) < 4:
+    size = int(image_size)
+    if size < 4:
         raise ConfigError(f"dataset.image_size must be at least 4, got {image_size}")
+    paths = {}
+    if mnist_file:
+        path = Path(mnist_file).expanduser()
+        if not path.is_file():
+            raise MissingDataError(
+                f"dataset.mnist_file {str(mnist_file)!r} not found (looked at {path.resolve()}); "
+                f"write it with `python {MAKE_MNIST_FILE}`, or leave mnist_file unset for the "
+                "stored 16x16 MNIST.mat"
+            )
+        paths["mnist"] = path
+
+    def served(X: np.ndarray) -> np.ndarray:
+        return X if X.shape[1] == size * size else resize(X, size)
+
     # the stored labels are digit + 1; load_mat_domain's offset of 1 gives the digit
     return mat_pair_task(
         "mnist_usps",
         FOLDER,
         FILES,
         x_key="fts",
-        n_features=N_FEATURES,
+        n_features=MNIST_FILE_FEATURES if paths else N_FEATURES,
         num_classes=NUM_CLASSES,
         source=source,
         target=target,
@@ -94,15 +118,22 @@ def mnist_usps(
         test_size=test_size,
         target_labeled=target_labeled,
         seed=seed,
-        transform=None if int(image_size) == SIZE else lambda X: resize(X, int(image_size)),
+        transform=served,
+        paths=paths,
     )
 
 
 def resize(X: np.ndarray, size: int) -> np.ndarray:
-    """Resize rows of 16x16 row-major pixels to ``size x size`` (bilinear), flattened again."""
+    """Resize rows of square row-major images (16x16, 28x28, ...) to ``size x size``.
+
+    Bilinear, flattened again; the side of the stored images is the root of the row length.
+    """
     import torch  # only when resizing: the adapter itself needs numpy alone
 
-    img = torch.from_numpy(np.asarray(X, dtype=np.float64)).reshape(-1, 1, SIZE, SIZE)
+    side = int(round(np.sqrt(X.shape[1])))
+    if side * side != X.shape[1]:
+        raise ValueError(f"rows of {X.shape[1]} pixels are not square images")
+    img = torch.from_numpy(np.asarray(X, dtype=np.float64)).reshape(-1, 1, side, side)
     out = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear",
                                           align_corners=False)  # fmt: skip
     return out.reshape(len(X), size * size).numpy()
