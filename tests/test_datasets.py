@@ -193,6 +193,9 @@ def test_mnist_file_replaces_the_stored_mnist_at_its_own_resolution(tmp_path):
     assert small.source.X.shape == (30, 256)
     with pytest.raises(MissingDataError, match="make_mnist_fullres.py"):
         mnist_usps(data_dir=tmp_path, mnist_file=str(tmp_path / "absent.mat"))
+    _write_mat(tmp_path / "usps784" / "mnist_usps_jda" / "USPS.mat", "fts", 20, 784, 10, rng)
+    with pytest.raises(DataError, match=r"USPS.mat.*expected \(20, 256\)"):  # USPS stays 16x16
+        mnist_usps(data_dir=tmp_path / "usps784", mnist_file=str(full))
     scipy.io.savemat(full, {"fts": np.zeros((30, 700)), "labels": labels})
     with pytest.raises(DataError, match=r"expected \(30, 256 or 784\)"):
         mnist_usps(data_dir=tmp_path, mnist_file=str(full))

@@ -133,7 +133,7 @@ def mat_pair_task(
     files: dict[str, str],
     *,
     x_key: str,
-    n_features: int | tuple[int, ...],
+    n_features: int | dict[str, int | tuple[int, ...]],
     num_classes: int,
     source: str | Sequence[str],
     target: str,
@@ -150,18 +150,18 @@ def mat_pair_task(
 
     Shared by the Office-Caltech10, MNIST-USPS and COIL20 adapters: checks the domain names
     (``source`` may list several domains, see :func:`parse_sources`), reads and checks the
-    files (``data_dir/folder/files[name]``, or ``paths[name]`` where given), applies
-    ``transform`` to each domain's features (before the preprocessing), then
-    :func:`make_task` with the adapter's options.
+    files (``data_dir/folder/files[name]``, or ``paths[name]`` where given; ``n_features``
+    one width for all, or the accepted widths per domain), applies ``transform`` to each
+    domain's features (before the preprocessing), then :func:`make_task` with the adapter's
+    options.
     """
     sources = check_domains(dataset, source, target, tuple(files))
     paths = paths or {}
     domains = {}
     for name in (*sources, target):
         path = paths.get(name) or data_file(data_dir, folder, files[name])
-        X, y = load_mat_domain(
-            path, x_key, "labels", n_features=n_features, num_classes=num_classes
-        )
+        width = n_features[name] if isinstance(n_features, dict) else n_features
+        X, y = load_mat_domain(path, x_key, "labels", n_features=width, num_classes=num_classes)
         domains[name] = (X if transform is None else transform(X), y, name)
     return make_task(
         source=[domains[s] for s in sources],

@@ -108,7 +108,7 @@ def mnist_usps(
         FOLDER,
         FILES,
         x_key="fts",
-        n_features=MNIST_FILE_FEATURES if paths else N_FEATURES,
+        n_features={"mnist": MNIST_FILE_FEATURES if paths else N_FEATURES, "usps": N_FEATURES},
         num_classes=NUM_CLASSES,
         source=source,
         target=target,
