@@ -200,6 +200,84 @@ def test_domain_confusion_uses_soft_labels_of_the_source_for_labeled_target_samp
     assert not plain.history_.get("soft_label_loss")
 
 
+def test_domain_confusion_pretraining_trains_the_classifier_alone_first(monkeypatch):
+    seen = {}
+    wrap = DomainConfusion._wrap_model
+    network_loss, domain_loss = DomainConfusion._network_loss, DomainConfusion._domain_loss
+
+    def wrap_spy(self, model, task):
+        out = wrap(self, model, task)
+        seen["init"] = {k: v.clone() for k, v in model.domain_classifier.state_dict().items()}
+        return out
+
+    def net_spy(self, source, target):
+        seen.setdefault("net_steps", []).append(source.step)
+        return network_loss(self, source, target)
+
+    def disc_spy(self, source, target):
+        if "disc" not in seen:
+            state = self._net.domain_classifier.state_dict()
+            seen["disc"] = {k: v.clone() for k, v in state.items()}
+        return domain_loss(self, source, target)
+
+    monkeypatch.setattr(DomainConfusion, "_wrap_model", wrap_spy)
+    monkeypatch.setattr(DomainConfusion, "_network_loss", net_spy)
+    monkeypatch.setattr(DomainConfusion, "_domain_loss", disc_spy)
+    m = DomainConfusion(random_state=0, pretrain_steps=0.4, adversarial_lr=2e-4,
+                        discriminator_hidden=[16], **SMALL)  # fmt: skip
+    _, m = _fit(m, steps=50)
+    assert m.diagnostics_["pretrain_steps"] == 20
+    assert min(seen["net_steps"]) == 20 and len(seen["net_steps"]) == 30
+    for k, v in seen["disc"].items():  # untouched by the 20 pre-training steps
+        assert torch.equal(v, seen["init"][k]), k
+    assert not torch.equal(m.model_.domain_classifier.net[0].weight, seen["init"]["net.0.weight"])
+    opts = {u.name: u for u in m.updates(m.model_, [{"params": list(m.model_.parameters())}])}
+    assert set(opts) == {"pretrain", "network", "domain_classifier"}
+    assert opts["network"].lr == 2e-4 and opts["network"].betas == (0.5, 0.999)
+    assert opts["pretrain"].stop == 20 and opts["domain_classifier"].start == 20
+
+
+def test_domain_confusion_refuses_impossible_phases_and_adam_settings():
+    task = shifted_task(0).without_test()
+    with pytest.raises(ConfigError, match="the phase after it needs at least one step"):
+        DomainConfusion(pretrain_steps=50).fit(task, Trainer(max_steps=50, progress_bar=False))
+    with pytest.raises(ConfigError, match="adversarial_betas must be two numbers"):
+        DomainConfusion(adversarial_betas=[0.5]).fit(task, Trainer(max_steps=5, progress_bar=False))
+    with pytest.raises(ConfigError, match="adversarial_lr must be > 0"):
+        DomainConfusion(adversarial_lr=0.0).fit(task, Trainer(max_steps=5, progress_bar=False))
+
+
+@pytest.mark.parametrize("kill_at", [13, 23])  # resumed from the pre-training phase and after it
+def test_domain_confusion_with_pretraining_resumed_equals_an_uninterrupted_run(
+    tmp_path, monkeypatch, kill_at
+):
+    task = shifted_task(0).without_test()
+    opts = dict(max_steps=30, batch_size=16, checkpoint_every=5, deterministic=True,
+                progress_bar=False)  # fmt: skip
+    kw = dict(random_state=0, pretrain_steps=12, adversarial_lr=1e-3, **SMALL)
+    full = DomainConfusion(**kw)
+    full.fit(task, Trainer(**opts, output_dir=str(tmp_path / "a")))
+    loss = DomainConfusion._domain_loss
+
+    def dies(self, source, target):
+        if source.step == kill_at:
+            raise _Kill
+        return loss(self, source, target)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(DomainConfusion, "_domain_loss", dies)
+        with pytest.raises(_Kill):
+            DomainConfusion(**kw).fit(task, Trainer(**opts, output_dir=str(tmp_path / "b")))
+    ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    assert set(ck["optimizers"]) == {"pretrain", "network", "domain_classifier"}
+    resumed = DomainConfusion(**kw)
+    resumed.fit(task, Trainer(**opts, output_dir=str(tmp_path / "b"), resume=True))
+    assert resumed.diagnostics_["resumed_from_step"] == ck["step"]
+    a, b = full.model_.state_dict(), resumed.model_.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_adda_freezes_the_source_network_in_the_adversarial_phase(monkeypatch):
     seen = {}
     init = ADDA._init_target

@@ -18,10 +18,12 @@ from ...errors import ConfigError
 __all__ = [
     "DomainClassifier",
     "GradientReversal",
+    "check_betas",
     "check_hidden",
     "domain_labels",
     "grad_reverse",
     "grl_ramp",
+    "resolve_steps",
 ]
 
 
@@ -46,6 +48,32 @@ def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
 def grl_ramp(progress: float, gamma: float = 10.0) -> float:
     """DANN's adaptation factor ``2 / (1 + exp(-gamma p)) - 1``: 0 at the start, -> 1 at the end."""
     return 2.0 / (1.0 + math.exp(-gamma * float(progress))) - 1.0
+
+
+def resolve_steps(value: Any, max_steps: int, what: str, *, allow_zero: bool = False) -> int:
+    """A phase length: an integer number of steps, or a fraction of ``max_steps``.
+
+    Both phases (before and after the switch) must keep at least one step; ``allow_zero``
+    allows an empty first phase. Anything else is one :class:`ConfigError` naming ``what``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    n = int(value) if isinstance(value, int) else int(round(float(value) * max_steps))
+    if not (0 if allow_zero else 1) <= n < max_steps:
+        need = "the phase after it needs" if allow_zero else "both phases need"
+        raise ConfigError(
+            f"{what}={value!r} gives {n} pre-training steps of the {max_steps} "
+            f"trainer.max_steps; {need} at least one step"
+        )
+    return n
+
+
+def check_betas(betas: Any, what: str) -> tuple[float, float]:
+    """Adam's two betas in [0, 1), else one :class:`ConfigError` naming ``what``."""
+    b = list(betas)
+    if len(b) != 2 or not all(isinstance(x, int | float) and 0 <= x < 1 for x in b):
+        raise ConfigError(f"{what} must be two numbers in [0, 1), got {b}")
+    return float(b[0]), float(b[1])
 
 
 def check_hidden(hidden: Any, what: str) -> list[int]:

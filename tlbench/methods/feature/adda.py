@@ -54,7 +54,7 @@ from ...errors import ConfigError
 from ...registry import register_method
 from ...trainer import Update
 from ..deep import DeepMethod, DeepNet, check_fitted
-from ._adversarial import DomainClassifier, check_hidden
+from ._adversarial import DomainClassifier, check_betas, check_hidden, resolve_steps
 from .dann import layer_width
 
 LAYERS = ("features", "logits")
@@ -166,22 +166,8 @@ class ADDA(DeepMethod):
             raise ConfigError(f"adda.layer must be one of {', '.join(LAYERS)}, got {self.layer!r}")
         if not self.adversarial_lr > 0:
             raise ConfigError(f"adversarial_lr must be > 0, got {self.adversarial_lr}")
-        betas = list(self.adversarial_betas)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ConfigError(f"adversarial_betas must be two numbers in [0, 1), got {betas}")
+        check_betas(self.adversarial_betas, "adversarial_betas")
         check_hidden(self.discriminator_hidden, "adda.discriminator_hidden")
-
-    def _resolve_pretrain(self, max_steps: int) -> int:
-        p = self.pretrain_steps
-        if isinstance(p, bool) or not isinstance(p, int | float):
-            raise ConfigError(f"adda.pretrain_steps must be a number, got {p!r}")
-        n = int(p) if isinstance(p, int) else int(round(float(p) * max_steps))
-        if not 0 < n < max_steps:
-            raise ConfigError(
-                f"adda.pretrain_steps={p!r} gives {n} pre-training steps of the "
-                f"{max_steps} trainer.max_steps; both phases need at least one step"
-            )
-        return n
 
     def _wrap_model(self, model: DeepNet, task: Any) -> nn.Module:
         hidden = check_hidden(self.discriminator_hidden, "adda.discriminator_hidden")
@@ -200,7 +186,7 @@ class ADDA(DeepMethod):
                 "adda trains its target encoder without labels: trainer.selection must be "
                 "last (choose with the runner's selection=entropy|source_val|iwv|dev)"
             )
-        n = self._resolve_pretrain(int(trainer.max_steps))
+        n = resolve_steps(self.pretrain_steps, int(trainer.max_steps), "adda.pretrain_steps")
         self.pretrain_steps_ = n
         net = self._net
         encoder = [
@@ -209,7 +195,7 @@ class ADDA(DeepMethod):
             if self.layer == "logits" or not name.startswith("classifier.")
         ]
         adam = {"optimizer": "adam", "lr": float(self.adversarial_lr),
-                "betas": tuple(float(b) for b in self.adversarial_betas),
+                "betas": check_betas(self.adversarial_betas, "adversarial_betas"),
                 "weight_decay": 0.0, "schedule": "constant", "start": n}  # fmt: skip
         return [
             Update("source", groups, None, stop=n),

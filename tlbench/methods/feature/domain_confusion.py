@@ -41,6 +41,12 @@ Deviations from the paper
   default, is that).
 - Defaults lambda = 0.01, nu = 0.1, tau = 2: the values we read in the paper's experiments
   section; we could not check them against its text here.
+- ``pretrain_steps`` (default 0: off, the paper) adds a first phase that trains the network on
+  the classification loss alone, and ``adversarial_lr`` / ``adversarial_betas`` (default: the
+  trainer's optimiser) give both players a fresh Adam once the confusion starts. Neither is in
+  the paper (it starts from an ImageNet network); together they are the schedule of ADDA's
+  framework (Tzeng et al. 2017: source pre-training, then Adam 2e-4, betas (0.5, 0.999)),
+  where ADDA's authors measured this method on the digits.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from ...errors import ConfigError
 from ...registry import register_method
 from ...trainer import Update
 from ..deep import DeepMethod, DeepNet, check_layers
-from ._adversarial import DomainClassifier, check_hidden
+from ._adversarial import DomainClassifier, check_betas, check_hidden, resolve_steps
 from .dann import domain_targets, layer_width
 
 
@@ -82,6 +88,14 @@ class DomainConfusion(DeepMethod):
         The representation the domain classifier reads.
     discriminator_hidden : list of int, default=()
         Hidden widths of the domain classifier (empty: one linear layer, as the paper).
+    pretrain_steps : int or float, default=0
+        Steps of classification-only training before the confusion starts: an integer, or a
+        fraction of ``trainer.max_steps`` (0: none, the paper).
+    adversarial_lr : float, optional
+        Adam's learning rate of both players once the confusion starts, constant, without
+        weight decay (default: the trainer's optimiser throughout).
+    adversarial_betas : list of float, default=(0.5, 0.999)
+        Adam's betas with ``adversarial_lr``.
     backbone, pretrained, weights_path, bottleneck_dim, dropout, backbone_lr_mult, hidden,
     input_shape, image_size, train_blocks, cache_dir, random_state
         See :class:`~tlbench.methods.deep.DeepMethod`.
@@ -90,6 +104,8 @@ class DomainConfusion(DeepMethod):
     ----------
     soft_labels_ : ndarray of shape (n_classes, n_classes)
         The final soft label of each class.
+    pretrain_steps_ : int
+        The resolved number of pre-training steps.
     model_, trainer_, history_, classes_, device_, precision_, diagnostics_
         See :class:`~tlbench.methods.deep.DeepMethod`; ``diagnostics_`` adds the final
         domain classifier loss and accuracy and the final confusion loss.
@@ -106,6 +122,9 @@ class DomainConfusion(DeepMethod):
         soft_label_momentum: float = 0.99,
         layer: str = "features",
         discriminator_hidden: tuple[int, ...] | list[int] = (),
+        pretrain_steps: int | float = 0,
+        adversarial_lr: float | None = None,
+        adversarial_betas: tuple[float, float] | list[float] = (0.5, 0.999),
         backbone: str = "auto",
         pretrained: bool = False,
         weights_path: str | None = None,
@@ -131,6 +150,9 @@ class DomainConfusion(DeepMethod):
         self.soft_label_momentum = soft_label_momentum
         self.layer = layer
         self.discriminator_hidden = discriminator_hidden
+        self.pretrain_steps = pretrain_steps
+        self.adversarial_lr = adversarial_lr
+        self.adversarial_betas = adversarial_betas
 
     def _check_params(self, model: DeepNet) -> None:
         for name in ("confusion_weight", "soft_label_weight"):
@@ -143,6 +165,9 @@ class DomainConfusion(DeepMethod):
                 f"soft_label_momentum must be in [0, 1), got {self.soft_label_momentum}"
             )
         check_hidden(self.discriminator_hidden, "domain_confusion.discriminator_hidden")
+        if self.adversarial_lr is not None and not self.adversarial_lr > 0:
+            raise ConfigError(f"adversarial_lr must be > 0, got {self.adversarial_lr}")
+        check_betas(self.adversarial_betas, "adversarial_betas")
         check_layers([self.layer], model, "domain_confusion.layer")
 
     def _wrap_model(self, model: DeepNet, task: Any) -> nn.Module:
@@ -158,16 +183,30 @@ class DomainConfusion(DeepMethod):
         return model
 
     def updates(self, model: nn.Module, groups: list[dict[str, Any]]) -> list[Update]:
-        """The representation (and classifier) and the domain classifier, one update each."""
+        """The representation (and classifier) and the domain classifier, one update each.
+
+        With ``pretrain_steps``, a classification-only update of the network comes first;
+        the two players start after it.
+        """
+        n = resolve_steps(self.pretrain_steps, int(self.trainer_.max_steps),
+                          "domain_confusion.pretrain_steps", allow_zero=True)  # fmt: skip
+        self.pretrain_steps_ = n
         disc = {id(p) for p in model.domain_classifier.parameters()}
         net_groups = [
             {**g, "params": [p for p in g["params"] if id(p) not in disc]} for g in groups
         ]
-        return [
-            Update("network", [g for g in net_groups if g["params"]], self._network_loss),
+        net_groups = [g for g in net_groups if g["params"]]
+        opt: dict[str, Any] = {"start": n}
+        if self.adversarial_lr is not None:
+            opt.update(optimizer="adam", lr=float(self.adversarial_lr), weight_decay=0.0,
+                       betas=check_betas(self.adversarial_betas, "adversarial_betas"),
+                       schedule="constant")  # fmt: skip
+        players = [
+            Update("network", net_groups, self._network_loss, **opt),
             Update("domain_classifier", list(model.domain_classifier.parameters()),
-                   self._domain_loss, classification=False),
+                   self._domain_loss, classification=False, **opt),
         ]  # fmt: skip
+        return ([Update("pretrain", net_groups, None, stop=n)] if n else []) + players
 
     def _domain_logits(self, source: Any, target: Any, detach: bool) -> torch.Tensor:
         f = torch.cat([source.layers[self.layer], target.layers[self.layer]])
@@ -218,4 +257,5 @@ class DomainConfusion(DeepMethod):
         for key in ("domain_loss", "domain_acc", "confusion_loss", "soft_label_loss"):
             if self.history_.get(key):
                 self.diagnostics_[f"final_{key}"] = self.history_[key][-1]
+        self.diagnostics_["pretrain_steps"] = self.pretrain_steps_
         return self
