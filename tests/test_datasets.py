@@ -203,6 +203,21 @@ def test_mnist_file_replaces_the_stored_mnist_at_its_own_resolution(tmp_path):
         resize(np.zeros((2, 700)), 16)
 
 
+def test_pixel_scale_multiplies_the_served_pixels_after_the_resize(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("MNIST", "USPS"):
+        _write_mat(tmp_path / "mnist_usps_jda" / f"{name}.mat", "fts", 20, 256, 10, rng)
+    base = mnist_usps(data_dir=tmp_path, preprocess="none", image_size=32)
+    big = mnist_usps(data_dir=tmp_path, preprocess="none", image_size=32, pixel_scale=255)
+    np.testing.assert_allclose(big.source.X, 255 * base.source.X)
+    np.testing.assert_allclose(big.test.X, 255 * base.test.X)
+    l2 = mnist_usps(data_dir=tmp_path, pixel_scale=255)  # a per-image norm undoes the scale
+    np.testing.assert_allclose(l2.source.X, mnist_usps(data_dir=tmp_path).source.X)
+    for bad in (0, -1.0, float("nan"), True, "255"):
+        with pytest.raises(ConfigError, match="pixel_scale must be a number > 0"):
+            mnist_usps(data_dir=tmp_path, pixel_scale=bad)
+
+
 def test_fake_amazon_protocols_and_sparsity(tmp_path):
     _fake_amazon(tmp_path, np.random.default_rng(0))
     task = amazon_reviews(data_dir=tmp_path, source="kitchen", target="books")

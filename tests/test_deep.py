@@ -120,6 +120,31 @@ def test_unknown_layer_is_a_clear_error():
         DDC(layer="bottleneck", bottleneck_dim=0).fit(task.without_test())
 
 
+def test_xavier_weight_init_is_glorot_uniform_with_zero_biases_and_seeded():
+    task = DATASETS.get("toy_images")(n_source=16, n_target=16, seed=0)
+    nets = {
+        w: SourceOnlyDeep(backbone="lenet", weight_init=w, random_state=0).build_model(task)
+        for w in ("default", "xavier")
+    }
+    layers = [
+        m for m in nets["xavier"].modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    ]
+    assert len(layers) == 5  # conv1, conv2, fc500, the bottleneck and the classifier
+    for m in layers:
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+        assert torch.count_nonzero(m.bias) == 0
+    default_bias = nets["default"].backbone.conv[0].bias
+    assert torch.count_nonzero(default_bias) > 0  # torch's default draws the biases
+    again = SourceOnlyDeep(backbone="lenet", weight_init="xavier", random_state=0).build_model(task)
+    same = again.state_dict()
+    for k, a in nets["xavier"].state_dict().items():
+        assert torch.equal(a, same[k]), k
+    with pytest.raises(ConfigError, match="weight_init must be one of default, xavier"):
+        SourceOnlyDeep(weight_init="he").fit(task.without_test(), Trainer(max_steps=1))
+
+
 def test_training_loss_decreases_on_toy_images():
     task = DATASETS.get("toy_images")(n_source=64, n_target=64, seed=0)
     tr = Trainer(max_steps=40, batch_size=16, log_every=10, lr=3e-3)

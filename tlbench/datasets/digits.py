@@ -45,6 +45,7 @@ def mnist_usps(
     target_labeled: int | float | str | None = 0,
     seed: int = 0,
     mnist_file: str | Path | None = None,
+    pixel_scale: float = 1.0,
 ) -> TransferTask:
     """MNIST and USPS digits as 256-dim pixel vectors in [0, 1], labels 0..9.
 
@@ -75,6 +76,9 @@ def mnist_usps(
         own 28x28 resolution, written by ``experiments/deep/make_mnist_fullres.py``. Its
         images are resized to ``image_size`` like the others. Absolute, or relative to the
         working directory.
+    pixel_scale : float, default=1.0
+        Multiplies every pixel after the resize, before the preprocessing: 255 serves the
+        range [0, 255] that ADDA's released code feeds its LeNet.
 
     Returns
     -------
@@ -88,6 +92,9 @@ def mnist_usps(
     size = int(image_size)
     if size < 4:
         raise ConfigError(f"dataset.image_size must be at least 4, got {image_size}")
+    scale = float(pixel_scale) if isinstance(pixel_scale, int | float) else float("nan")
+    if isinstance(pixel_scale, bool) or not (np.isfinite(scale) and scale > 0):
+        raise ConfigError(f"dataset.pixel_scale must be a number > 0, got {pixel_scale!r}")
     paths = {}
     if mnist_file:
         path = Path(mnist_file).expanduser()
@@ -100,7 +107,8 @@ def mnist_usps(
         paths["mnist"] = path
 
     def served(X: np.ndarray) -> np.ndarray:
-        return X if X.shape[1] == size * size else resize(X, size)
+        X = X if X.shape[1] == size * size else resize(X, size)
+        return X if scale == 1.0 else X * scale
 
     # the stored labels are digit + 1; load_mat_domain's offset of 1 gives the digit
     return mat_pair_task(

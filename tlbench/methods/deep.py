@@ -39,6 +39,20 @@ def _top_share(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
+#: ``weight_init`` choices of :class:`DeepMethod`
+WEIGHT_INITS = ("default", "xavier")
+
+
+def xavier_init(*modules: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases for every convolution and linear layer in them."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+
 class DeepNet(nn.Module):
     """Backbone -> bottleneck (Linear-ReLU-Dropout, optional) -> linear classifier.
 
@@ -213,6 +227,10 @@ class DeepMethod(TransferMethod):
         whole base frozen, its pooled features cached). ``None``: the whole network trains.
     cache_dir : str, optional
         Folder of the frozen-feature cache (``None``: computed in memory, not stored).
+    weight_init : {"default", "xavier"}, default="default"
+        ``default``: torch's initialisation of each layer; ``xavier``: Glorot-uniform weights
+        and zero biases on every convolution and linear layer not loaded pretrained (the
+        default of TF-slim, in which e.g. ADDA's released LeNet was written).
     random_state : int, optional
         Seed of the weight initialisation (the trainer's seed orders the batches).
 
@@ -256,6 +274,7 @@ class DeepMethod(TransferMethod):
         image_size: int | str | None = None,
         train_blocks: int | None = None,
         cache_dir: str | None = None,
+        weight_init: str = "default",
         random_state: int | None = None,
     ) -> None:
         self.backbone = backbone
@@ -269,6 +288,7 @@ class DeepMethod(TransferMethod):
         self.image_size = image_size
         self.train_blocks = train_blocks
         self.cache_dir = cache_dir
+        self.weight_init = weight_init
         self.random_state = random_state
 
     # ----------------------------------------------------------------- hooks
@@ -294,6 +314,10 @@ class DeepMethod(TransferMethod):
         hidden = list(self.hidden or [])
         if not all(isinstance(h, int) and h >= 1 for h in hidden):
             raise ConfigError(f"hidden must hold integers >= 1, got {hidden!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ConfigError(
+                f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {self.weight_init!r}"
+            )
 
     def forwards_target(self) -> bool:
         """Whether each step's unlabeled target batch goes through the train-mode forward.
@@ -432,8 +456,11 @@ class DeepMethod(TransferMethod):
         kwargs = {"hidden": tuple(self.hidden)} if name == "mlp" else {}
         shape = _sample_shape(task.source.X if sample is None else sample)
         if tail is not None:
-            return DeepNet(TailBackbone(tail, shape), task.num_classes, int(self.bottleneck_dim),
-                           self.dropout)  # fmt: skip
+            model = DeepNet(TailBackbone(tail, shape), task.num_classes,
+                            int(self.bottleneck_dim), self.dropout)  # fmt: skip
+            if self.weight_init == "xavier":  # the tail is pretrained: only the new layers
+                xavier_init(model.classifier, *([model.bottleneck] if model.bottleneck else []))
+            return model
         if self.input_shape is not None:
             size = int(np.prod(self.input_shape))
             if size != int(np.prod(shape)):
@@ -453,9 +480,13 @@ class DeepMethod(TransferMethod):
                 **kwargs,
             )
             normalize = bool(self.pretrained) and len(shape) == 3
-            return DeepNet(backbone, task.num_classes, int(self.bottleneck_dim), self.dropout,
-                           None if self.input_shape is None else shape,
-                           normalize)  # fmt: skip
+            model = DeepNet(backbone, task.num_classes, int(self.bottleneck_dim), self.dropout,
+                            None if self.input_shape is None else shape,
+                            normalize)  # fmt: skip
+            if self.weight_init == "xavier":
+                fresh = [model.classifier] + ([model.bottleneck] if model.bottleneck else [])
+                xavier_init(*fresh, *([] if self.pretrained else [model.backbone]))
+            return model
 
     # ----------------------------------------------------------------- fit / predict
 

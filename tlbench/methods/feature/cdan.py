@@ -83,7 +83,7 @@ class CDAN(DANN):
     domain_weight, gamma, anneal, layer, discriminator_hidden, discriminator_dropout
         As :class:`~tlbench.methods.feature.dann.DANN`.
     backbone, pretrained, weights_path, bottleneck_dim, dropout, backbone_lr_mult, hidden,
-    input_shape, image_size, train_blocks, cache_dir, random_state
+    input_shape, image_size, train_blocks, cache_dir, weight_init, random_state
         See :class:`~tlbench.methods.deep.DeepMethod`.
 
     Attributes
@@ -118,6 +118,7 @@ class CDAN(DANN):
         image_size: int | str | None = None,
         train_blocks: int | None = None,
         cache_dir: str | None = None,
+        weight_init: str = "default",
         random_state: int | None = None,
     ) -> None:
         super().__init__(
@@ -127,7 +128,8 @@ class CDAN(DANN):
             pretrained=pretrained, weights_path=weights_path, bottleneck_dim=bottleneck_dim,
             dropout=dropout, backbone_lr_mult=backbone_lr_mult, hidden=hidden,
             input_shape=input_shape, image_size=image_size, train_blocks=train_blocks,
-            cache_dir=cache_dir, random_state=random_state,
+            cache_dir=cache_dir, weight_init=weight_init,
+            random_state=random_state,
         )  # fmt: skip
         self.entropy_conditioning = entropy_conditioning
         self.random_dim = random_dim

@@ -77,7 +77,7 @@ class DANN(DeepMethod):
     discriminator_dropout : float, default=0.5
         Dropout after each hidden layer of the domain classifier.
     backbone, pretrained, weights_path, bottleneck_dim, dropout, backbone_lr_mult, hidden,
-    input_shape, image_size, train_blocks, cache_dir, random_state
+    input_shape, image_size, train_blocks, cache_dir, weight_init, random_state
         See :class:`~tlbench.methods.deep.DeepMethod`.
 
     Attributes
@@ -110,13 +110,15 @@ class DANN(DeepMethod):
         image_size: int | str | None = None,
         train_blocks: int | None = None,
         cache_dir: str | None = None,
+        weight_init: str = "default",
         random_state: int | None = None,
     ) -> None:
         super().__init__(
             backbone=backbone, pretrained=pretrained, weights_path=weights_path,
             bottleneck_dim=bottleneck_dim, dropout=dropout, backbone_lr_mult=backbone_lr_mult,
             hidden=hidden, input_shape=input_shape, image_size=image_size,
-            train_blocks=train_blocks, cache_dir=cache_dir, random_state=random_state,
+            train_blocks=train_blocks, cache_dir=cache_dir, weight_init=weight_init,
+            random_state=random_state,
         )  # fmt: skip
         self.domain_weight = domain_weight
         self.gamma = gamma
