@@ -247,37 +247,6 @@ def test_domain_confusion_refuses_impossible_phases_and_adam_settings():
         DomainConfusion(adversarial_lr=0.0).fit(task, Trainer(max_steps=5, progress_bar=False))
 
 
-@pytest.mark.parametrize("kill_at", [13, 23])  # resumed from the pre-training phase and after it
-def test_domain_confusion_with_pretraining_resumed_equals_an_uninterrupted_run(
-    tmp_path, monkeypatch, kill_at
-):
-    task = shifted_task(0).without_test()
-    opts = dict(max_steps=30, batch_size=16, checkpoint_every=5, deterministic=True,
-                progress_bar=False)  # fmt: skip
-    kw = dict(random_state=0, pretrain_steps=12, adversarial_lr=1e-3, **SMALL)
-    full = DomainConfusion(**kw)
-    full.fit(task, Trainer(**opts, output_dir=str(tmp_path / "a")))
-    loss = DomainConfusion._domain_loss
-
-    def dies(self, source, target):
-        if source.step == kill_at:
-            raise _Kill
-        return loss(self, source, target)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(DomainConfusion, "_domain_loss", dies)
-        with pytest.raises(_Kill):
-            DomainConfusion(**kw).fit(task, Trainer(**opts, output_dir=str(tmp_path / "b")))
-    ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
-    assert set(ck["optimizers"]) == {"pretrain", "network", "domain_classifier"}
-    resumed = DomainConfusion(**kw)
-    resumed.fit(task, Trainer(**opts, output_dir=str(tmp_path / "b"), resume=True))
-    assert resumed.diagnostics_["resumed_from_step"] == ck["step"]
-    a, b = full.model_.state_dict(), resumed.model_.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
 def test_adda_freezes_the_source_network_in_the_adversarial_phase(monkeypatch):
     seen = {}
     init = ADDA._init_target
@@ -316,15 +285,15 @@ class _Kill(Exception):
     pass
 
 
-@pytest.mark.parametrize("kill_at", [13, 23])  # before and after the switch to adversarial
-def test_adda_resumed_after_a_kill_equals_an_uninterrupted_run(tmp_path, monkeypatch, kill_at):
+def _resumed_equals_uninterrupted(tmp_path, monkeypatch, cls, kw, kill_at, optimizers, extra=None):
+    """Kill a 30-step run at ``kill_at`` (in ``cls._<loss>``), resume it, compare the weights."""
     task = shifted_task(0).without_test()
     opts = dict(max_steps=30, batch_size=16, checkpoint_every=5, deterministic=True,
                 progress_bar=False)  # fmt: skip
-    full = ADDA(random_state=0, pretrain_steps=12, **SMALL)
+    full = cls(**kw)
     full.fit(task, Trainer(**opts, output_dir=str(tmp_path / "a")))
-
-    loss = ADDA._discriminator_loss
+    name = "_discriminator_loss" if cls is ADDA else "_domain_loss"
+    loss = getattr(cls, name)
 
     def dies(self, source, target):
         if source.step == kill_at:
@@ -332,21 +301,40 @@ def test_adda_resumed_after_a_kill_equals_an_uninterrupted_run(tmp_path, monkeyp
         return loss(self, source, target)
 
     with monkeypatch.context() as mp:
-        mp.setattr(ADDA, "_discriminator_loss", dies)
-        if kill_at < 12:  # the pre-training phase has no discriminator loss: kill its update
-            mp.setattr(ADDA, "_init_target", lambda self: (_ for _ in ()).throw(_Kill()))
+        mp.setattr(cls, name, dies)
+        if extra:
+            extra(mp)
         with pytest.raises(_Kill):
-            ADDA(random_state=0, pretrain_steps=12, **SMALL).fit(
-                task, Trainer(**opts, output_dir=str(tmp_path / "b"))
-            )
+            cls(**kw).fit(task, Trainer(**opts, output_dir=str(tmp_path / "b")))
     ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
-    assert set(ck["optimizers"]) == {"source", "target_encoder", "discriminator"}
-    resumed = ADDA(random_state=0, pretrain_steps=12, **SMALL)
+    assert set(ck["optimizers"]) == optimizers
+    resumed = cls(**kw)
     resumed.fit(task, Trainer(**opts, output_dir=str(tmp_path / "b"), resume=True))
     assert resumed.diagnostics_["resumed_from_step"] == ck["step"]
     a, b = full.model_.state_dict(), resumed.model_.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("kill_at", [13, 23])  # before and after the switch to adversarial
+def test_adda_resumed_after_a_kill_equals_an_uninterrupted_run(tmp_path, monkeypatch, kill_at):
+    def kill_in_pretraining(mp):  # the pre-training phase has no discriminator loss
+        mp.setattr(ADDA, "_init_target", lambda self: (_ for _ in ()).throw(_Kill()))
+
+    _resumed_equals_uninterrupted(
+        tmp_path, monkeypatch, ADDA, dict(random_state=0, pretrain_steps=12, **SMALL), kill_at,
+        {"source", "target_encoder", "discriminator"},
+        kill_in_pretraining if kill_at < 12 else None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kill_at", [13, 23])  # resumed from the pre-training phase and after it
+def test_domain_confusion_with_pretraining_resumed_equals_an_uninterrupted_run(
+    tmp_path, monkeypatch, kill_at
+):
+    kw = dict(random_state=0, pretrain_steps=12, adversarial_lr=1e-3, **SMALL)
+    _resumed_equals_uninterrupted(tmp_path, monkeypatch, DomainConfusion, kw, kill_at,
+                                  {"pretrain", "network", "domain_classifier"})  # fmt: skip
 
 
 # ------------------------------------------------------------------ CDAN and MCC

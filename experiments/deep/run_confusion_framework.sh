@@ -13,7 +13,7 @@
 #   - dc_framework: the same, after ADDA's schedule: 2000 steps of source pre-training (Adam
 #     1e-3), then 2000 steps of confusion with a fresh Adam 2e-4, betas 0.5 / 0.999, for both
 #     players (method.pretrain_steps, method.adversarial_lr).
-# The two directions run side by side, one thread each (~45 min on 2 cores).
+# The two directions run side by side, one thread each (~30 min on 2 cores).
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_confusion_framework.sh
 #   python -m tlbench.report outputs/multirun/deep_confusion_framework_mnist_usps   # and _usps_mnist
 set -euo pipefail

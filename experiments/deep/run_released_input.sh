@@ -14,7 +14,7 @@
 #   - source_only_deep with x255, with xavier, and with both (released), seeds 0-7 (as the
 #     8-seed rows they are compared with), both directions;
 #   - adda with both (released): 2000 + 2000 steps, Adam 2e-4 betas 0.5 / 0.999, seeds 0-2.
-# The two directions run side by side, one thread each (~50 min on 2 cores).
+# The two directions run side by side, one thread each (~45 min on 2 cores).
 #   TLBENCH_DATA_DIR=../shared/data bash experiments/deep/run_released_input.sh
 #   python -m tlbench.report outputs/multirun/deep_released_input_mnist_usps   # and _usps_mnist
 set -euo pipefail

@@ -458,9 +458,7 @@ class DeepMethod(TransferMethod):
         if tail is not None:
             model = DeepNet(TailBackbone(tail, shape), task.num_classes,
                             int(self.bottleneck_dim), self.dropout)  # fmt: skip
-            if self.weight_init == "xavier":  # the tail is pretrained: only the new layers
-                xavier_init(model.classifier, *([model.bottleneck] if model.bottleneck else []))
-            return model
+            return self._init_weights(model, backbone=False)  # the tail is pretrained
         if self.input_shape is not None:
             size = int(np.prod(self.input_shape))
             if size != int(np.prod(shape)):
@@ -483,10 +481,14 @@ class DeepMethod(TransferMethod):
             model = DeepNet(backbone, task.num_classes, int(self.bottleneck_dim), self.dropout,
                             None if self.input_shape is None else shape,
                             normalize)  # fmt: skip
-            if self.weight_init == "xavier":
-                fresh = [model.classifier] + ([model.bottleneck] if model.bottleneck else [])
-                xavier_init(*fresh, *([] if self.pretrained else [model.backbone]))
-            return model
+            return self._init_weights(model, backbone=not self.pretrained)
+
+    def _init_weights(self, model: DeepNet, backbone: bool) -> DeepNet:
+        """Apply ``weight_init`` to the new layers (and to the backbone if ``backbone``)."""
+        if self.weight_init == "xavier":
+            fresh = [model.classifier] + ([model.bottleneck] if model.bottleneck else [])
+            xavier_init(*fresh, *([model.backbone] if backbone else []))
+        return model
 
     # ----------------------------------------------------------------- fit / predict
 

@@ -70,7 +70,7 @@ def resolve_steps(value: Any, max_steps: int, what: str, *, allow_zero: bool = F
 
 def check_betas(betas: Any, what: str) -> tuple[float, float]:
     """Adam's two betas in [0, 1), else one :class:`ConfigError` naming ``what``."""
-    b = list(betas)
+    b = list(betas) if isinstance(betas, list | tuple) else [betas]
     if len(b) != 2 or not all(isinstance(x, int | float) and 0 <= x < 1 for x in b):
         raise ConfigError(f"{what} must be two numbers in [0, 1), got {b}")
     return float(b[0]), float(b[1])
