@@ -269,6 +269,27 @@ def test_a_deep_run_is_trained_once_and_scored_on_held_out_source(photos, tmp_pa
     assert fits[-1] == 20 and "trained_on" not in none
 
 
+def test_reverse_validation_of_a_deep_run_trains_a_reverse_model(photos, tmp_path, monkeypatch):
+    fits = []
+    original = DAN.fit
+
+    def counting(self, task, trainer=None):
+        fits.append((task.source.name, len(task.source), len(task.target)))
+        return original(self, task, trainer)
+
+    monkeypatch.setattr(DAN, "fit", counting)
+    record = _run(tmp_path, photos, "rv", "method=dan", "dataset=catsdogs", *RANDOM_NET,
+                  "selection=reverse")  # fmt: skip
+    assert record["status"] == "ok", record["reason"]
+    # the one training on 16 of the 20 source photos, then the reverse model: the target
+    # photos, pseudo-labeled, as its source and the 16 source photos as its target
+    n_target = record["n_target"]
+    assert [f[1:] for f in fits] == [(16, n_target), (n_target, 16)]
+    assert fits[1][0].endswith("(pseudo-labeled)")
+    assert 0 <= record["selection_score"] == record["selection_scores"]["reverse"] <= 1
+    assert sum(record["selection_info"]["reverse_pseudo_label_counts"]) == n_target
+
+
 def test_the_default_network_on_photos_end_to_end(photos, tmp_path):
     # the composed default: the offline ImageNet base (or vgg16 when its weights are here)
     record = _run(tmp_path, photos, "default", "method=dan", "dataset=catsdogs")

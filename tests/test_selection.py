@@ -9,6 +9,7 @@ import pytest
 
 from tlbench import ConfigError
 from tlbench.datasets.toy import toy_shift
+from tlbench.errors import IncompatibleTaskError
 from tlbench.methods.baseline import SourceOnly
 from tlbench.selection import (
     density_ratio,
@@ -18,6 +19,7 @@ from tlbench.selection import (
     score_all,
     split_source,
 )
+from tlbench.task import Domain
 
 
 def test_source_split_is_stratified_and_seeded():
@@ -190,3 +192,84 @@ def test_report_can_select_with_any_recorded_protocol():
         ("oracle", 0.8),
         ("source_val", 0.6),
     ]
+
+
+def test_reverse_validation_scores_the_reverse_model_on_held_out_source():
+    task = toy_shift(n_source=120, n_target=120, seed=4)
+    method = SourceOnly(random_state=0).fit(task.without_test())
+    fits = []
+
+    def make():
+        fits.append(1)
+        return SourceOnly(random_state=0)
+
+    scores, info = score_all(
+        "reverse",
+        task=task,
+        method=method,
+        make_method=make,
+        trainer=None,
+        test_accuracy=0.5,
+        val_fraction=0.25,
+        seed=0,
+    )
+    assert len(fits) == 2  # the held-out fit and the reverse fit
+    # recomputed: forward model without val, its target predictions as labels, a fresh model
+    # on (pseudo-labeled target -> unlabeled train), scored on val
+    train, val = split_source(task, 0.25, seed=0)
+    forward = SourceOnly(random_state=0).fit(replace(task, source=train, test=None))
+    pseudo = forward.predict(task.target.X)
+    assert info["reverse_pseudo_label_counts"] == np.bincount(pseudo, minlength=2).tolist()
+    reverse = SourceOnly(random_state=0).fit(
+        replace(
+            task, source=Domain(X=task.target.X, y=pseudo), target=train.unlabeled(), test=None
+        )  # fmt: skip
+    )
+    expected = np.mean(reverse.predict(val.X) == val.y)
+    assert scores["reverse"] == pytest.approx(expected, abs=1e-15)
+    # the premise: the reverse model differs from the forward one on val
+    assert np.mean(forward.predict(val.X) == val.y) != scores["reverse"]
+    # the other protocols never pay for the reverse fit
+    fits.clear()
+    plain, _ = score_all(
+        "source_val",
+        task=task,
+        method=method,
+        make_method=make,
+        trainer=None,
+        test_accuracy=0.5,
+        val_fraction=0.25,
+        seed=0,
+    )
+    assert len(fits) == 1 and "reverse" not in plain
+
+
+def test_reverse_validation_keeps_given_target_labels_and_says_when_it_cannot_score():
+    task = toy_shift(n_source=80, n_target=80, seed=1)
+    y_t = np.full(len(task.target), -1)
+    y_t[:5] = 1 - task.test.y[:5]  # given labels that the forward model would not predict
+    partly = replace(task, target=replace(task.target, y=y_t))
+    method = SourceOnly(random_state=0).fit(partly.without_test())
+    seen = {}
+
+    class Spy(SourceOnly):
+        def fit(self, t, trainer=None):
+            if t.source.name.endswith("(pseudo-labeled)"):
+                seen["y"] = t.source.y.copy()
+            return super().fit(t, trainer)
+
+    score_all("reverse", task=partly, method=method, make_method=lambda: Spy(random_state=0),
+              trainer=None, test_accuracy=0.5, val_fraction=0.25, seed=0)  # fmt: skip
+    np.testing.assert_array_equal(seen["y"][:5], y_t[:5])
+
+    class Refuses(SourceOnly):
+        def fit(self, t, trainer=None):
+            if t.source.name.endswith("(pseudo-labeled)"):
+                raise IncompatibleTaskError("needs labeled target samples")
+            return super().fit(t, trainer)
+
+    scores, info = score_all("reverse", task=task, method=method,
+                             make_method=lambda: Refuses(random_state=0), trainer=None,
+                             test_accuracy=0.5, val_fraction=0.25, seed=0)  # fmt: skip
+    assert scores["reverse"] is None and "needs labeled target samples" in info["reverse"]
+    assert scores["source_val"] is not None

@@ -23,6 +23,14 @@ configuration with the best score among the runs of a hyperparameter sweep; with
     eta mean(w) - eta`` with ``eta = -Cov(w l, w) / Var(w)``. Deviation: the density ratio is
     estimated on input features, not on the network's embedding, so it also serves shallow
     methods.
+``reverse``
+    Reverse validation (Zhong, Fan, Yang, Verscheure, Ren, ECML PKDD 2010), the protocol of the
+    DANN paper (Ganin et al., JMLR 2016, Section 5.1.2): the model fitted without the held-out
+    source samples labels the target training samples; a fresh copy of the method is fitted on
+    that pseudo-labeled target as its source, with the remaining source samples, unlabeled, as
+    its target; its accuracy on the held-out source samples is the score. It costs one more
+    fit, so it is computed only for runs whose protocol it is. Deviation: the paper also splits
+    the target for early stopping; here every fit keeps its last step.
 ``entropy``
     Minus the mean prediction entropy on the unlabeled target training samples (needs
     ``predict_proba``). Unsupervised and cheap, known to reward collapsed predictions.
@@ -42,13 +50,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError, NotScorableError
+from .errors import ConfigError, DataError, IncompatibleTaskError, NotScorableError
 from .task import Domain, TransferTask
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("source_val", "iwv", "dev", "entropy", "oracle", "none")
-NEEDS_VALIDATION = ("source_val", "iwv", "dev")
+PROTOCOLS = ("source_val", "iwv", "dev", "reverse", "entropy", "oracle", "none")
+NEEDS_VALIDATION = ("source_val", "iwv", "dev", "reverse")
 
 
 def check_val_fraction(val_fraction: Any) -> None:
@@ -141,7 +149,8 @@ def score_all(
 
     One held-out source fit serves ``source_val``, ``iwv`` and ``dev`` together, so the report
     can put the protocols side by side (``python -m tlbench.report --selection all``) without
-    running the sweep once per protocol. With ``name="none"`` nothing is scored.
+    running the sweep once per protocol. ``reverse`` needs a further fit (the reverse model), so
+    it is scored only when it is ``name``. With ``name="none"`` nothing is scored.
 
     Parameters
     ----------
@@ -197,6 +206,8 @@ def score_all(
         train, val = heldout
         info["trained_once"] = True
         _score_heldout(scores, info, task, method, train, val, seed, density_ratio)
+        if name == "reverse":
+            _score_reverse(scores, info, task, method, train, val, make_method, trainer)
         return scores, info
     if own is not None:
         # a method that held data out itself (e.g. a deep method choosing its checkpoint)
@@ -207,13 +218,14 @@ def score_all(
         for p in NEEDS_VALIDATION:
             scores.setdefault(p, None)
         info["by_method"] = own.get("name") or own.get("note")
+        scores.setdefault("reverse", None)
         return scores, info
     if task.kind == "relational":
         # a mapped relational model predicts target predicates: held-out source examples
         # cannot score it, and there are no feature vectors for a density ratio
         for p in NEEDS_VALIDATION:
             scores.setdefault(p, None)
-        info["note"] = "relational: source_val, iwv and dev do not apply"
+        info["note"] = "relational: source_val, iwv, dev and reverse do not apply"
         return scores, info
     train, val = split_source(task, val_fraction, seed)
     # its own trainer state: the scorer never resumes from, nor writes, the run's checkpoints
@@ -230,6 +242,8 @@ def score_all(
         ) from exc
     info["val_fraction"] = val_fraction
     _score_heldout(scores, info, task, scorer, train, val, seed, density_ratio)
+    if name == "reverse":
+        _score_reverse(scores, info, task, scorer, train, val, make_method, trainer)
     return scores, info
 
 
@@ -267,3 +281,40 @@ def _score_heldout(scores: dict, info: dict, task: TransferTask, scorer: Any, tr
     info["weight_ess"] = float(weight.sum() ** 2 / np.sum(weight**2))
     scores.setdefault("iwv", iwv_score(correct, weight))
     scores.setdefault("dev", dev_score(correct, weight))
+
+
+def _score_reverse(scores: dict, info: dict, task: TransferTask, scorer: Any, train: Domain,
+                   val: Domain, make_method: Callable[[], Any], trainer: Any) -> None:  # fmt: skip
+    """``reverse``: the reverse model's accuracy on ``val`` (Zhong et al. 2010).
+
+    ``scorer`` was fitted without ``val``; its predictions label the target training samples
+    (a target label given to the method is kept), and a fresh method learns from them with
+    ``train``'s samples, unlabeled, as its target. ``val`` is never trained on by either fit.
+    """
+    pseudo = np.asarray(scorer.predict(task.target.X), dtype=np.int64)
+    y_target = task.target.y
+    if y_target is not None:  # partly labeled target: its given labels stay
+        known = y_target != -1
+        pseudo = np.where(known, y_target, pseudo)
+    counts = np.bincount(pseudo, minlength=task.num_classes)
+    info["reverse_pseudo_label_counts"] = counts.tolist()
+    reverse_task = replace(
+        task,
+        source=Domain(X=task.target.X, y=pseudo, name=f"{task.target.name} (pseudo-labeled)"),
+        target=Domain(X=train.X, name=train.name),
+        test=None,
+        protocol="transductive",
+    )
+    isolated = getattr(trainer, "isolated", None)
+    try:
+        reverse = make_method()
+        check = getattr(reverse, "check_sources", None)
+        if check is not None:
+            check(reverse_task)
+        reverse.fit(reverse_task, trainer if isolated is None else isolated())
+    except (ConfigError, DataError, IncompatibleTaskError) as exc:
+        scores["reverse"] = None
+        info["reverse"] = f"not scored: the reverse fit failed: {exc}"
+        return
+    correct = reverse.predict(val.X) == val.y
+    scores["reverse"] = float(np.mean(correct))

@@ -23,7 +23,7 @@ import numpy as np
 
 from tlbench.report import as_protocol, select
 
-PROTOCOLS = ("source_val", "iwv", "dev", "entropy", "oracle")
+PROTOCOLS = ("source_val", "iwv", "dev", "reverse", "entropy", "oracle")
 #: the config entries that name a grid point (those that vary within a label)
 KEYS = (
     ("method", "confusion_weight"),
