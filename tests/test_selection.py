@@ -194,6 +194,12 @@ def test_report_can_select_with_any_recorded_protocol():
     ]
 
 
+def _score(name, task, method, make):
+    """``score_all`` of a toy run: no trainer, a quarter of the source held out, seed 0."""
+    return score_all(name, task=task, method=method, make_method=make, trainer=None,
+                     test_accuracy=0.5, val_fraction=0.25, seed=0)  # fmt: skip
+
+
 def test_reverse_validation_scores_the_reverse_model_on_held_out_source():
     task = toy_shift(n_source=120, n_target=120, seed=4)
     method = SourceOnly(random_state=0).fit(task.without_test())
@@ -203,16 +209,7 @@ def test_reverse_validation_scores_the_reverse_model_on_held_out_source():
         fits.append(1)
         return SourceOnly(random_state=0)
 
-    scores, info = score_all(
-        "reverse",
-        task=task,
-        method=method,
-        make_method=make,
-        trainer=None,
-        test_accuracy=0.5,
-        val_fraction=0.25,
-        seed=0,
-    )
+    scores, info = _score("reverse", task, method, make)
     assert len(fits) == 2  # the held-out fit and the reverse fit
     # recomputed: forward model without val, its target predictions as labels, a fresh model
     # on (pseudo-labeled target -> unlabeled train), scored on val
@@ -231,16 +228,7 @@ def test_reverse_validation_scores_the_reverse_model_on_held_out_source():
     assert np.mean(forward.predict(val.X) == val.y) != scores["reverse"]
     # the other protocols never pay for the reverse fit
     fits.clear()
-    plain, _ = score_all(
-        "source_val",
-        task=task,
-        method=method,
-        make_method=make,
-        trainer=None,
-        test_accuracy=0.5,
-        val_fraction=0.25,
-        seed=0,
-    )
+    plain, _ = _score("source_val", task, method, make)
     assert len(fits) == 1 and "reverse" not in plain
 
 
@@ -258,8 +246,7 @@ def test_reverse_validation_keeps_given_target_labels_and_says_when_it_cannot_sc
                 seen["y"] = t.source.y.copy()
             return super().fit(t, trainer)
 
-    score_all("reverse", task=partly, method=method, make_method=lambda: Spy(random_state=0),
-              trainer=None, test_accuracy=0.5, val_fraction=0.25, seed=0)  # fmt: skip
+    _score("reverse", partly, method, lambda: Spy(random_state=0))
     np.testing.assert_array_equal(seen["y"][:5], y_t[:5])
 
     class Refuses(SourceOnly):
@@ -268,8 +255,6 @@ def test_reverse_validation_keeps_given_target_labels_and_says_when_it_cannot_sc
                 raise IncompatibleTaskError("needs labeled target samples")
             return super().fit(t, trainer)
 
-    scores, info = score_all("reverse", task=task, method=method,
-                             make_method=lambda: Refuses(random_state=0), trainer=None,
-                             test_accuracy=0.5, val_fraction=0.25, seed=0)  # fmt: skip
+    scores, info = _score("reverse", task, method, lambda: Refuses(random_state=0))
     assert scores["reverse"] is None and "needs labeled target samples" in info["reverse"]
     assert scores["source_val"] is not None
