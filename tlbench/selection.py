@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DataError, IncompatibleTaskError, NotScorableError
-from .task import Domain, TransferTask
+from .task import UNLABELED, Domain, TransferTask
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _score_reverse(scores: dict, info: dict, task: TransferTask, scorer: Any, tr
     pseudo = np.asarray(scorer.predict(task.target.X), dtype=np.int64)
     y_target = task.target.y
     if y_target is not None:  # partly labeled target: its given labels stay
-        known = y_target != -1
+        known = y_target != UNLABELED
         pseudo = np.where(known, y_target, pseudo)
     counts = np.bincount(pseudo, minlength=task.num_classes)
     info["reverse_pseudo_label_counts"] = counts.tolist()
