@@ -205,9 +205,8 @@ def score_all(
     if heldout is not None:
         train, val = heldout
         info["trained_once"] = True
-        _score_heldout(scores, info, task, method, train, val, seed, density_ratio)
-        if name == "reverse":
-            _score_reverse(scores, info, task, method, train, val, make_method, trainer)
+        _score_split(name, scores, info, task, method, train, val, seed, density_ratio,
+                     make_method, trainer)  # fmt: skip
         return scores, info
     if own is not None:
         # a method that held data out itself (e.g. a deep method choosing its checkpoint)
@@ -218,7 +217,6 @@ def score_all(
         for p in NEEDS_VALIDATION:
             scores.setdefault(p, None)
         info["by_method"] = own.get("name") or own.get("note")
-        scores.setdefault("reverse", None)
         return scores, info
     if task.kind == "relational":
         # a mapped relational model predicts target predicates: held-out source examples
@@ -228,11 +226,8 @@ def score_all(
         info["note"] = "relational: source_val, iwv, dev and reverse do not apply"
         return scores, info
     train, val = split_source(task, val_fraction, seed)
-    # its own trainer state: the scorer never resumes from, nor writes, the run's checkpoints
-    isolated = getattr(trainer, "isolated", None)
     try:
-        scorer = make_method().fit(replace(task, source=train, test=None),
-                                   trainer if isolated is None else isolated())  # fmt: skip
+        scorer = make_method().fit(replace(task, source=train, test=None), _isolated(trainer))
     except (ConfigError, DataError) as exc:
         # the main fit took this config and data: only the smaller held-out task can fail it
         # (e.g. more components than samples), so the run stands, unscored, and says why
@@ -241,10 +236,24 @@ def score_all(
             f"failed: {exc}"
         ) from exc
     info["val_fraction"] = val_fraction
-    _score_heldout(scores, info, task, scorer, train, val, seed, density_ratio)
+    _score_split(name, scores, info, task, scorer, train, val, seed, density_ratio,
+                 make_method, trainer)  # fmt: skip
+    return scores, info
+
+
+def _isolated(trainer: Any) -> Any:
+    """The trainer for an extra fit: its own state, never the run's checkpoints or resume."""
+    isolated = getattr(trainer, "isolated", None)
+    return trainer if isolated is None else isolated()
+
+
+def _score_split(name: str, scores: dict, info: dict, task: TransferTask, scorer: Any,
+                 train: Domain, val: Domain, seed: int, estimator: str,
+                 make_method: Callable[[], Any], trainer: Any) -> None:  # fmt: skip
+    """The held-out scores of ``scorer``, and ``reverse`` when it is the run's protocol."""
+    _score_heldout(scores, info, task, scorer, train, val, seed, estimator)
     if name == "reverse":
         _score_reverse(scores, info, task, scorer, train, val, make_method, trainer)
-    return scores, info
 
 
 def _is_vectors(X: Any) -> bool:
@@ -305,13 +314,12 @@ def _score_reverse(scores: dict, info: dict, task: TransferTask, scorer: Any, tr
         test=None,
         protocol="transductive",
     )
-    isolated = getattr(trainer, "isolated", None)
     try:
         reverse = make_method()
         check = getattr(reverse, "check_sources", None)
         if check is not None:
             check(reverse_task)
-        reverse.fit(reverse_task, trainer if isolated is None else isolated())
+        reverse.fit(reverse_task, _isolated(trainer))
     except (ConfigError, DataError, IncompatibleTaskError) as exc:
         scores["reverse"] = None
         info["reverse"] = f"not scored: the reverse fit failed: {exc}"
